@@ -1,0 +1,265 @@
+/**
+ * Resolves identity sets to contacts inside the append transaction, applying DESIGN §1:
+ * - an identity seen for the first time creates a contact;
+ * - two identities shown together that sit on different contacts: a contact without an
+ *   external_id is MERGED into the other; two different external_ids: the phone/bsuid MOVES to the
+ *   contact named by the request (its external_id, else its first identity);
+ * - merges and moves are returned as ledger events (source `merge`); nothing is rewritten.
+ *
+ * Concurrency: every identity value of the batch is locked with a transaction-scoped advisory lock
+ * (sorted, so two batches never deadlock) before it is looked up, so two requests that see the same
+ * new phone create one contact. The common case (no conflicts) costs a constant number of
+ * statements per batch; merges and moves are rare and take a few statements each.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Sql } from '../db/sql.js'
+import type { Identity } from '../contacts/identity.js'
+import type { EventType } from './types.js'
+
+export interface IdentityEvent {
+  contact_id: string
+  type: EventType
+  evidence: Record<string, unknown>
+  identity_type: string | null
+  identity_value: string | null
+}
+
+/** Contacts and identities created by the resolution but not yet written (see flushPending). */
+export interface Pending {
+  contacts: string[]
+  identities: { type: string; value: string; contact: string }[]
+}
+
+export interface Resolution {
+  /** Contact id per identity set, in input order. */
+  contactIds: string[]
+  /** Merge/move events to append in the same transaction. */
+  events: IdentityEvent[]
+  /** Contacts that absorbed others: their projection must be recomputed from the union. */
+  survivors: string[]
+  /** Contacts merged away. */
+  absorbed: string[]
+  /**
+   * New contacts and identities, written by the caller with `flushPending` once it knows each new
+   * contact's chain head, so a new contact costs one INSERT and no UPDATE. (A merge or move writes
+   * them earlier, because it needs them in the database.)
+   */
+  pending: Pending
+}
+
+/** Write pending contacts (with their chain heads) and identities: two statements. */
+export async function flushPending(
+  sql: Sql,
+  workspaceId: string,
+  pending: Pending,
+  heads: Map<string, { hash: string; length: number }> = new Map(),
+): Promise<void> {
+  if (pending.contacts.length > 0) {
+    const ids = pending.contacts.splice(0)
+    await sql.query(
+      `INSERT INTO contacts (workspace_id, id, chain_head, chain_length)
+       SELECT $1, x.id, x.h, x.n FROM unnest($2::uuid[], $3::text[], $4::int[]) AS x(id, h, n)`,
+      [
+        workspaceId,
+        ids,
+        ids.map((id) => (heads.get(id)?.length ? heads.get(id)!.hash : null)),
+        ids.map((id) => heads.get(id)?.length ?? 0),
+      ],
+    )
+  }
+  if (pending.identities.length > 0) {
+    const batch = pending.identities.splice(0)
+    await sql.query(
+      `INSERT INTO identities (workspace_id, type, value, contact_id)
+       SELECT $1, t, v, c FROM unnest($2::text[], $3::text[], $4::uuid[]) AS x(t, v, c)`,
+      [workspaceId, batch.map((b) => b.type), batch.map((b) => b.value), batch.map((b) => b.contact)],
+    )
+  }
+}
+
+const key = (i: Identity) => `${i.type}\u0000${i.value}`
+
+export async function lockIdentities(sql: Sql, workspaceId: string, ids: Identity[]): Promise<void> {
+  if (ids.length === 0) return
+  const keys = [...new Set(ids.map((i) => `${workspaceId}:${i.type}:${i.value}`))]
+  await sql.query(
+    `SELECT count(pg_advisory_xact_lock(k))
+       FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest($1::text[]) AS x ORDER BY 1) s`,
+    [keys],
+  )
+}
+
+export async function resolveContacts(
+  sql: Sql,
+  workspaceId: string,
+  sets: Identity[][],
+  options: { create: boolean } = { create: true },
+): Promise<Resolution & { missing: boolean[] }> {
+  const all = sets.flat()
+  await lockIdentities(sql, workspaceId, all)
+
+  // identity -> contact, as it stands now (kept current in memory as we create/merge/move).
+  const owner = new Map<string, string>()
+  if (all.length > 0) {
+    const rows = await sql.query<{ type: string; value: string; contact_id: string }>(
+      `SELECT i.type, i.value, i.contact_id
+         FROM identities i
+         JOIN unnest($2::text[], $3::text[]) AS q(type, value) ON q.type = i.type AND q.value = i.value
+        WHERE i.workspace_id = $1`,
+      [workspaceId, all.map((i) => i.type), all.map((i) => i.value)],
+    )
+    for (const r of rows) owner.set(`${r.type}\u0000${r.value}`, r.contact_id)
+  }
+  // external_ids held by the contacts we found (for the merge-or-move decision).
+  const extOf = new Map<string, string>()
+  const found = [...new Set(owner.values())]
+  if (found.length > 0) {
+    const rows = await sql.query<{ contact_id: string; value: string }>(
+      `SELECT contact_id, value FROM identities
+        WHERE workspace_id = $1 AND type = 'external_id' AND contact_id = ANY($2::uuid[])`,
+      [workspaceId, found],
+    )
+    for (const r of rows) extOf.set(r.contact_id, r.value)
+  }
+
+  const pending: Pending = { contacts: [], identities: [] }
+  const newContacts = pending.contacts
+  const newIdentities = pending.identities
+  const flush = () => flushPending(sql, workspaceId, pending)
+
+  const result: Resolution & { missing: boolean[] } = { contactIds: [], events: [], survivors: [], absorbed: [], missing: [], pending }
+  for (const set of sets) {
+    const contactsHere = [...new Set(set.map((i) => owner.get(key(i))).filter((c): c is string => !!c))]
+    if (contactsHere.length === 0) {
+      if (!options.create) {
+        result.contactIds.push('')
+        result.missing.push(true)
+        continue
+      }
+      const id = randomUUID()
+      newContacts.push(id)
+      for (const i of set) {
+        newIdentities.push({ type: i.type, value: i.value, contact: id })
+        owner.set(key(i), id)
+        if (i.type === 'external_id') extOf.set(id, i.value)
+      }
+      result.contactIds.push(id)
+      result.missing.push(false)
+      continue
+    }
+
+    // The contact named by the request: the one holding its external_id, else its first identity.
+    const ext = set.find((i) => i.type === 'external_id')
+    let target = (ext && owner.get(key(ext))) ?? owner.get(key(set[0]!)) ?? contactsHere[0]!
+    if (ext && !owner.get(key(ext))) {
+      // The request's external_id is new. If the contact found by phone/bsuid already has another
+      // external_id, the phone/bsuid is being claimed by a different person: give it a new contact.
+      const other = contactsHere[0]!
+      if (extOf.has(other) && extOf.get(other) !== ext.value) {
+        const id = randomUUID()
+        newContacts.push(id)
+        newIdentities.push({ type: ext.type, value: ext.value, contact: id })
+        owner.set(key(ext), id)
+        extOf.set(id, ext.value)
+        target = id
+      }
+    }
+
+    const others = contactsHere.filter((c) => c !== target)
+    if (others.length > 0) await flush()
+    for (const other of others) {
+      const targetExt = extOf.get(target)
+      const otherExt = extOf.get(other)
+      if (!targetExt || !otherExt || targetExt === otherExt) {
+        // Merge: the contact without an external_id goes into the one with it.
+        const [survivor, gone] = !targetExt && otherExt ? [other, target] : [target, other]
+        await mergeContacts(sql, workspaceId, survivor, gone)
+        for (const [k, c] of owner) if (c === gone) owner.set(k, survivor)
+        if (!extOf.has(survivor) && extOf.has(gone)) extOf.set(survivor, extOf.get(gone)!)
+        result.events.push(
+          { contact_id: survivor, type: 'contact_merged', evidence: { absorbed_contact_id: gone }, identity_type: null, identity_value: null },
+          { contact_id: gone, type: 'contact_absorbed', evidence: { merged_into_contact_id: survivor }, identity_type: null, identity_value: null },
+        )
+        result.survivors.push(survivor)
+        result.absorbed.push(gone)
+        for (let j = 0; j < result.contactIds.length; j++) if (result.contactIds[j] === gone) result.contactIds[j] = survivor
+        target = survivor
+      } else {
+        // Move: a recycled number (or bsuid) now belongs to the person named by the request.
+        const moving = set.filter((i) => i.type !== 'external_id' && owner.get(key(i)) === other)
+        for (const i of moving) {
+          await sql.query(
+            `UPDATE identities SET contact_id = $4, updated_at = now()
+              WHERE workspace_id = $1 AND type = $2 AND value = $3`,
+            [workspaceId, i.type, i.value, target],
+          )
+          owner.set(key(i), target)
+          result.events.push(
+            { contact_id: target, type: 'identity_moved_in', evidence: { from_contact_id: other }, identity_type: i.type, identity_value: i.value },
+            { contact_id: other, type: 'identity_moved_out', evidence: { to_contact_id: target }, identity_type: i.type, identity_value: i.value },
+          )
+        }
+      }
+    }
+    // Attach the request's identities that nobody holds yet.
+    for (const i of set) {
+      if (!owner.get(key(i))) {
+        newIdentities.push({ type: i.type, value: i.value, contact: target })
+        owner.set(key(i), target)
+        if (i.type === 'external_id') extOf.set(target, i.value)
+      }
+    }
+    result.contactIds.push(target)
+    result.missing.push(false)
+  }
+  // A contact resolved earlier in the batch may have been merged away later.
+  const absorbedInto = new Map<string, string>()
+  for (const e of result.events) if (e.type === 'contact_absorbed') absorbedInto.set(e.contact_id, e.evidence.merged_into_contact_id as string)
+  result.contactIds = result.contactIds.map((c) => {
+    let cur = c
+    while (absorbedInto.has(cur)) cur = absorbedInto.get(cur)!
+    return cur
+  })
+  return result
+}
+
+/**
+ * Merge `gone` into `survivor`: identities move, attributes and tags combine (survivor wins on
+ * conflicts), platform stops carry over, and `gone` (and anything merged into it) points at the
+ * survivor. Past events stay where they are; the projection is recomputed from the union.
+ */
+async function mergeContacts(sql: Sql, workspaceId: string, survivor: string, gone: string): Promise<void> {
+  await sql.query(
+    `SELECT id FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
+    [workspaceId, [survivor, gone]],
+  )
+  await sql.query(`UPDATE identities SET contact_id = $2, updated_at = now() WHERE workspace_id = $1 AND contact_id = $3`, [
+    workspaceId,
+    survivor,
+    gone,
+  ])
+  await sql.query(
+    `UPDATE contacts s
+        SET attributes = g.attributes || s.attributes,
+            tags = ARRAY(SELECT DISTINCT unnest(s.tags || g.tags) ORDER BY 1),
+            updated_at = now()
+       FROM contacts g
+      WHERE s.workspace_id = $1 AND s.id = $2 AND g.workspace_id = $1 AND g.id = $3`,
+    [workspaceId, survivor, gone],
+  )
+  await sql.query(
+    `UPDATE contacts SET merged_into = $2, updated_at = now()
+      WHERE workspace_id = $1 AND (id = $3 OR merged_into = $3)`,
+    [workspaceId, survivor, gone],
+  )
+  await sql.query(
+    `INSERT INTO platform_stops (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id)
+     SELECT workspace_id, $2, phone_number_id, stopped, occurred_at, event_id
+       FROM platform_stops WHERE workspace_id = $1 AND contact_id = $3
+     ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
+        SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
+      WHERE excluded.occurred_at > platform_stops.occurred_at`,
+    [workspaceId, survivor, gone],
+  )
+  await sql.query(`DELETE FROM platform_stops WHERE workspace_id = $1 AND contact_id = $2`, [workspaceId, gone])
+}

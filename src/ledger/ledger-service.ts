@@ -1,0 +1,503 @@
+/**
+ * THE ONLY CODE THAT APPENDS TO THE LEDGER. Every entry point (API, Braze routes, webhook, import,
+ * admin) calls `append`. For a batch of items, in one transaction and a constant number of
+ * statements (set-based; merges and moves excepted), it:
+ *   1. validates each item (identities, group, state, times, method, evidence);
+ *   2. resolves contacts (creating, merging, moving: see contact-resolver.ts) and locks them;
+ *   3. applies exactly-once keys (ledger_dedupe);
+ *   4. enforces "person-initiated opt-outs are sticky" (evidence_required);
+ *   5. extends each contact's hash chain and inserts the events;
+ *   6. updates the consent_state projection by the ordering rule, and the platform-stop state.
+ * Items fail one by one (`rejected`, with a code); the valid items of the same batch still apply.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Sql } from '../db/sql.js'
+import { normalizeIdentity, type Identity } from '../contacts/identity.js'
+import { flushPending, resolveContacts } from './contact-resolver.js'
+import { chainHash, GENESIS, type HashableEvent } from './hash-chain.js'
+import { recomputeProjection } from './projection.js'
+import {
+  METHODS,
+  OVERRIDE_EVIDENCE_FIELDS,
+  PERSON_INITIATED,
+  SOURCES,
+  type AppendContext,
+  type AppendItem,
+  type EventType,
+  type ItemResult,
+  type RejectCode,
+} from './types.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** DESIGN §1: occurred_at more than 5 minutes in the future is rejected. */
+const MAX_FUTURE_MS = 5 * 60 * 1000
+const EVIDENCE_MAX_BYTES = 16 * 1024
+
+export interface LedgerHooks {
+  /** Called after commit with the number of events appended per source (metrics). */
+  onAppended?: (counts: Map<string, number>) => void
+}
+
+interface Candidate {
+  index: number
+  identifyOnly: boolean
+  identities: Identity[]
+  contactId?: string
+  groupId: string
+  state: 'subscribed' | 'unsubscribed'
+  occurredAt: Date
+  source: string
+  method: string | null
+  evidence: Record<string, unknown>
+  dedupeKey?: string
+  platformStop?: { action: 'stop' | 'resume'; phoneNumberId: string }
+}
+
+interface PendingEvent extends HashableEvent {
+  id: string
+  prev_hash: string
+  hash: string
+}
+
+interface CurrentState {
+  state: string
+  occurredAt: Date
+  seq: bigint
+  source: string
+}
+
+const reject = (code: RejectCode, message: string, pointer?: string): ItemResult => ({ status: 'rejected', code, message, pointer })
+
+/** Does event a beat event b by the ordering rule? */
+function beats(a: { occurredAt: Date; state: string; seq: bigint }, b: { occurredAt: Date; state: string; seq: bigint }): boolean {
+  const ta = a.occurredAt.getTime()
+  const tb = b.occurredAt.getTime()
+  if (ta !== tb) return ta > tb
+  const ua = a.state === 'unsubscribed'
+  const ub = b.state === 'unsubscribed'
+  if (ua !== ub) return ua
+  return a.seq > b.seq
+}
+
+function hasOverrideEvidence(c: Candidate): boolean {
+  if (!c.method) return false
+  return OVERRIDE_EVIDENCE_FIELDS.some((f) => {
+    const v = c.evidence[f]
+    return typeof v === 'string' ? v.trim().length > 0 : v !== undefined && v !== null
+  })
+}
+
+function toDate(v: Date | string | undefined, fallback: Date): Date | null {
+  if (v === undefined) return fallback
+  const d = v instanceof Date ? v : new Date(v)
+  if (Number.isNaN(d.getTime())) return null
+  if (typeof v === 'string' && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(v)) return null
+  // Stored and hashed with millisecond precision.
+  return new Date(Math.floor(d.getTime()))
+}
+
+/** Pure validation of one item. */
+function validate(item: AppendItem, index: number, receivedAt: Date): Candidate | ItemResult {
+  if (!SOURCES.includes(item.source)) return reject('invalid_source', `unknown source ${JSON.stringify(item.source)}`)
+  if (item.identifyOnly) {
+    const ids = validateIdentities(item)
+    if (!Array.isArray(ids)) return ids
+    return { index, identifyOnly: true, identities: ids, groupId: '', state: 'subscribed', occurredAt: receivedAt, source: item.source, method: null, evidence: {} }
+  }
+  if (typeof item.subscriptionGroupId !== 'string' || !UUID.test(item.subscriptionGroupId)) {
+    return reject('unknown_subscription_group', 'subscription_group_id is not a known subscription group', '/subscription_group_id')
+  }
+  if (item.state !== 'subscribed' && item.state !== 'unsubscribed') {
+    return reject('invalid_state', 'state must be "subscribed" or "unsubscribed"', '/state')
+  }
+  const occurredAt = toDate(item.occurredAt, receivedAt)
+  if (!occurredAt) return reject('invalid_occurred_at', 'occurred_at must be an RFC 3339 date-time', '/occurred_at')
+  if (occurredAt.getTime() > Date.now() + MAX_FUTURE_MS) {
+    return reject('occurred_at_in_future', 'occurred_at is more than 5 minutes in the future', '/occurred_at')
+  }
+  const method = item.method ?? null
+  if (method !== null && !(METHODS as readonly string[]).includes(method)) {
+    return reject('invalid_method', `method must be one of ${METHODS.join(', ')}`, '/method')
+  }
+  const evidence = item.evidence ?? {}
+  if (typeof evidence !== 'object' || evidence === null || Array.isArray(evidence)) {
+    return reject('invalid_evidence', 'evidence must be a JSON object', '/evidence')
+  }
+  const evidenceJson = JSON.stringify(evidence)
+  if (evidenceJson.length > EVIDENCE_MAX_BYTES || evidenceJson.includes('\\u0000')) {
+    return reject('invalid_evidence', `evidence must be at most ${EVIDENCE_MAX_BYTES} bytes of JSON without NUL characters`, '/evidence')
+  }
+  const identities = validateIdentities(item)
+  if (!Array.isArray(identities)) return identities
+  return {
+    index,
+    identifyOnly: false,
+    identities,
+    contactId: item.contactId,
+    groupId: item.subscriptionGroupId.toLowerCase(),
+    state: item.state as Candidate['state'],
+    occurredAt,
+    source: item.source,
+    method,
+    evidence: JSON.parse(evidenceJson) as Record<string, unknown>,
+    dedupeKey: item.dedupeKey,
+    platformStop: item.platformStop,
+  }
+}
+
+function validateIdentities(item: AppendItem): Identity[] | ItemResult {
+  const identities: Identity[] = []
+  if (item.contactId !== undefined) return UUID.test(item.contactId) ? identities : reject('unknown_contact', 'contact not found')
+  const raw = item.identities ?? []
+  if (raw.length === 0) return reject('missing_identity', 'one of external_id, phone or bsuid is required')
+  for (const r of raw) {
+    const value = normalizeIdentity(r.type, r.value)
+    if (value === null) {
+      return r.type === 'phone'
+        ? reject('invalid_phone', `phone ${JSON.stringify(r.value)} is not a valid phone number`, '/phone')
+        : reject('invalid_identity', `${r.type} ${JSON.stringify(r.value)} is not valid`, `/${r.type}`)
+    }
+    if (!identities.some((i) => i.type === r.type && i.value === value)) identities.push({ type: r.type, value })
+  }
+  return identities
+}
+
+export function createLedger(hooks: LedgerHooks = {}) {
+  async function append(sql: Sql, ctx: AppendContext, items: AppendItem[]): Promise<ItemResult[]> {
+    const receivedAt = new Date(Math.floor((ctx.receivedAt ?? new Date()).getTime()))
+    const validated: (ItemResult | undefined)[] = new Array(items.length)
+    const candidates: Candidate[] = []
+    items.forEach((item, i) => {
+      const v = validate(item, i, receivedAt)
+      if ('status' in v) validated[i] = v
+      else candidates.push(v)
+    })
+    if (candidates.length === 0) return validated as ItemResult[]
+
+    let results = validated
+    let counts = new Map<string, number>()
+    const run = async (tx: Sql) => {
+      // Groups and settings: one statement each.
+      const groupIds = [...new Set(candidates.filter((c) => !c.identifyOnly).map((c) => c.groupId))]
+      const groups = await tx.query<{ id: string; archived: boolean }>(
+        `SELECT id, archived_at IS NOT NULL AS archived FROM subscription_groups WHERE workspace_id = $1 AND id = ANY($2::uuid[])`,
+        [ctx.workspaceId, groupIds],
+      )
+      const groupById = new Map(groups.map((g) => [g.id, g]))
+      const settings = await tx.query<{ require: boolean }>(
+        `SELECT require_evidence_to_override_opt_out AS require FROM workspace_settings WHERE workspace_id = $1`,
+        [ctx.workspaceId],
+      )
+      const requireEvidence = settings[0]?.require ?? true
+
+      let live = candidates.filter((c) => {
+        if (c.identifyOnly) return true
+        const g = groupById.get(c.groupId)
+        if (!g) results[c.index] = reject('unknown_subscription_group', `subscription group ${c.groupId} does not exist`, '/subscription_group_id')
+        else if (g.archived) results[c.index] = reject('archived_subscription_group', `subscription group ${c.groupId} is archived`, '/subscription_group_id')
+        return !!g && !g.archived
+      })
+
+      // Contacts: given directly (admin) or resolved from identities.
+      const byIdentity = live.filter((c) => c.contactId === undefined)
+      const resolution = await resolveContacts(tx, ctx.workspaceId, byIdentity.map((c) => c.identities))
+      const contactOf = new Map<Candidate, string>()
+      byIdentity.forEach((c, i) => contactOf.set(c, resolution.contactIds[i]!))
+      const direct = live.filter((c) => c.contactId !== undefined)
+      if (direct.length > 0) {
+        const rows = await tx.query<{ id: string }>(
+          `SELECT id FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND merged_into IS NULL`,
+          [ctx.workspaceId, direct.map((c) => c.contactId!.toLowerCase())],
+        )
+        const ok = new Set(rows.map((r) => r.id))
+        for (const c of direct) {
+          const id = c.contactId!.toLowerCase()
+          if (ok.has(id)) contactOf.set(c, id)
+          else results[c.index] = reject('unknown_contact', 'contact not found')
+        }
+        live = live.filter((c) => contactOf.has(c))
+      }
+      if (resolution.survivors.length > 0) await recomputeProjection(tx, ctx.workspaceId, resolution.survivors)
+      live = live.filter((c) => {
+        if (!c.identifyOnly) return true
+        results[c.index] = { status: 'resolved', contact_id: contactOf.get(c)! }
+        return false
+      })
+
+      // Lock every existing contact whose chain we extend, in id order (no deadlocks between
+      // batches). Contacts created by this batch are not written yet (nobody else can see them).
+      const created = new Set(resolution.pending.contacts)
+      const chainContacts = [...new Set([...contactOf.values(), ...resolution.events.map((e) => e.contact_id)])]
+        .filter((id) => !created.has(id))
+        .sort()
+      const heads = await tx.query<{ id: string; chain_head: string | null; chain_length: number }>(
+        `SELECT id, chain_head, chain_length FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
+        [ctx.workspaceId, chainContacts],
+      )
+      const head = new Map(heads.map((h) => [h.id, { hash: h.chain_head ?? GENESIS, length: Number(h.chain_length) }]))
+
+      // Exactly-once keys: already seen (committed), or repeated inside this batch.
+      const keyed = live.filter((c) => c.dedupeKey !== undefined)
+      if (keyed.length > 0) {
+        const seen = await tx.query<{ key: string; event_id: string | null }>(
+          `SELECT key, event_id FROM ledger_dedupe WHERE workspace_id = $1 AND key = ANY($2::text[])`,
+          [ctx.workspaceId, keyed.map((c) => c.dedupeKey!)],
+        )
+        const seenMap = new Map(seen.map((s) => [s.key, s.event_id]))
+        const inBatch = new Set<string>()
+        live = live.filter((c) => {
+          if (c.dedupeKey === undefined) return true
+          if (seenMap.has(c.dedupeKey) || inBatch.has(c.dedupeKey)) {
+            results[c.index] = { status: 'duplicate', event_id: seenMap.get(c.dedupeKey) ?? undefined, contact_id: contactOf.get(c) }
+            return false
+          }
+          inBatch.add(c.dedupeKey)
+          return true
+        })
+      }
+
+      // Current winners for the touched (contact, group) pairs.
+      const current = new Map<string, CurrentState>()
+      if (live.length > 0) {
+        const rows = await tx.query<{ contact_id: string; subscription_group_id: string; state: string; occurred_at: Date; event_seq: string; source: string }>(
+          `SELECT s.contact_id, s.subscription_group_id, s.state, s.occurred_at, s.event_seq::text AS event_seq, s.source
+             FROM consent_state s
+             JOIN unnest($2::uuid[], $3::uuid[]) AS q(c, g) ON s.contact_id = q.c AND s.subscription_group_id = q.g
+            WHERE s.workspace_id = $1`,
+          [ctx.workspaceId, live.map((c) => contactOf.get(c)!), live.map((c) => c.groupId)],
+        )
+        for (const r of rows) {
+          current.set(`${r.contact_id}/${r.subscription_group_id}`, { state: r.state, occurredAt: new Date(r.occurred_at), seq: BigInt(r.event_seq), source: r.source })
+        }
+      }
+
+      // Allocate ledger ids (in order) and the recording time in one statement.
+      const consentCount = live.length
+      const total = consentCount + resolution.events.length
+      if (total === 0) {
+        await flushPending(tx, ctx.workspaceId, resolution.pending)
+        return
+      }
+      const [alloc] = await tx.query<{ now: Date; ids: string[] }>(
+        `SELECT date_trunc('milliseconds', clock_timestamp()) AS now,
+                ARRAY(SELECT nextval('consent_events_id_seq')::text FROM generate_series(1, $1::int)) AS ids`,
+        [total],
+      )
+      const recordedAt = new Date(alloc!.now)
+      const ids = alloc!.ids.map(String)
+      let next = 0
+      const events: PendingEvent[] = []
+      const base = {
+        workspace_id: ctx.workspaceId,
+        recorded_at: recordedAt,
+        actor: ctx.actor,
+        request_id: ctx.requestId ?? null,
+        idempotency_key: ctx.idempotencyKey ?? null,
+      }
+      const push = (contactId: string, e: Omit<HashableEvent, keyof typeof base | 'contact_id' | 'event_id'>): PendingEvent => {
+        const h = head.get(contactId) ?? { hash: GENESIS, length: 0 }
+        const body: HashableEvent = { ...base, ...e, contact_id: contactId, event_id: randomUUID() }
+        const hash = chainHash(h.hash, body)
+        const ev: PendingEvent = { ...body, id: ids[next++]!, prev_hash: h.hash, hash }
+        head.set(contactId, { hash, length: h.length + 1 })
+        events.push(ev)
+        counts.set(e.source, (counts.get(e.source) ?? 0) + 1)
+        return ev
+      }
+
+      // Identity events first: the chain shows the merge before the consents that follow it.
+      for (const e of resolution.events) {
+        push(e.contact_id, {
+          type: e.type as EventType,
+          subscription_group_id: null,
+          state: null,
+          occurred_at: recordedAt,
+          source: 'merge',
+          method: null,
+          evidence: e.evidence,
+          identity_type: e.identity_type,
+          identity_value: e.identity_value,
+          platform_stop: null,
+        })
+      }
+
+      // Consent events, in input order; the sticky rule sees earlier items of the same batch.
+      const winners = new Map<string, { ev: PendingEvent; c: Candidate }>()
+      const dedupeRows: { key: string; eventId: string }[] = []
+      const stops: { contactId: string; phoneNumberId: string; stopped: boolean; occurredAt: Date; eventId: string }[] = []
+      for (const c of live) {
+        const contactId = contactOf.get(c)!
+        const pair = `${contactId}/${c.groupId}`
+        const cur = current.get(pair)
+        const seq = BigInt(ids[next]!)
+        const wouldWin = !cur || beats({ occurredAt: c.occurredAt, state: c.state, seq }, cur)
+        if (
+          requireEvidence &&
+          wouldWin &&
+          cur &&
+          c.state === 'subscribed' &&
+          cur.state === 'unsubscribed' &&
+          PERSON_INITIATED.has(cur.source) &&
+          !PERSON_INITIATED.has(c.source) &&
+          !hasOverrideEvidence(c)
+        ) {
+          results[c.index] = reject(
+            'evidence_required',
+            'the person opted out themselves; an opt-in that overrides it needs `method` and one of evidence.consent_text, document_ref, page_url or ip',
+          )
+          continue
+        }
+        const ev = push(contactId, {
+          type: 'consent',
+          subscription_group_id: c.groupId,
+          state: c.state,
+          occurred_at: c.occurredAt,
+          source: c.source,
+          method: c.method,
+          evidence: c.evidence,
+          identity_type: c.identities[0]?.type ?? null,
+          identity_value: c.identities[0]?.value ?? null,
+          platform_stop: c.platformStop?.action ?? null,
+        })
+        if (wouldWin) {
+          current.set(pair, { state: c.state, occurredAt: c.occurredAt, seq, source: c.source })
+          winners.set(pair, { ev, c })
+        }
+        if (c.dedupeKey !== undefined) dedupeRows.push({ key: c.dedupeKey, eventId: ev.event_id })
+        if (c.platformStop) {
+          stops.push({
+            contactId,
+            phoneNumberId: c.platformStop.phoneNumberId,
+            stopped: c.platformStop.action === 'stop',
+            occurredAt: c.occurredAt,
+            eventId: ev.event_id,
+          })
+        }
+        results[c.index] = { status: 'applied', event_id: ev.event_id, contact_id: contactId, changed: wouldWin && cur?.state !== c.state }
+      }
+      // New contacts go in with their final chain head; then their identities.
+      await flushPending(tx, ctx.workspaceId, resolution.pending, head)
+      if (events.length === 0) return
+
+      if (dedupeRows.length > 0) {
+        // Keys were checked above under the contact locks; a unique violation here means a
+        // concurrent writer with the same key on another contact won, and this batch retries.
+        await tx.query(
+          `INSERT INTO ledger_dedupe (workspace_id, key, event_id) SELECT $1, k, e FROM unnest($2::text[], $3::uuid[]) AS x(k, e)`,
+          [ctx.workspaceId, dedupeRows.map((d) => d.key), dedupeRows.map((d) => d.eventId)],
+        )
+      }
+
+      const col = <K extends keyof PendingEvent>(k: K) => events.map((e) => e[k])
+      await tx.query(
+        `INSERT INTO consent_events (workspace_id, id, event_id, contact_id, type, subscription_group_id, state, occurred_at,
+                                     recorded_at, source, method, evidence, identity_type, identity_value, actor, request_id,
+                                     idempotency_key, platform_stop, prev_hash, hash)
+         SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, $2, x.source, x.method, x.evidence::jsonb,
+                x.itype, x.ivalue, $3, $4, $5, x.pstop, x.prev_hash, x.hash
+           FROM unnest($6::bigint[], $7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::timestamptz[], $13::text[],
+                       $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
+             AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash)`,
+        [
+          ctx.workspaceId,
+          recordedAt.toISOString(),
+          ctx.actor,
+          ctx.requestId ?? null,
+          ctx.idempotencyKey ?? null,
+          col('id'),
+          col('event_id'),
+          col('contact_id'),
+          col('type'),
+          col('subscription_group_id'),
+          col('state'),
+          events.map((e) => e.occurred_at.toISOString()),
+          col('source'),
+          col('method'),
+          events.map((e) => JSON.stringify(e.evidence)),
+          col('identity_type'),
+          col('identity_value'),
+          col('platform_stop'),
+          col('prev_hash'),
+          col('hash'),
+        ],
+      )
+
+      const locked = new Set(chainContacts)
+      const touched = [...head.entries()].filter(([id]) => locked.has(id))
+      await tx.query(
+        `UPDATE contacts c SET chain_head = v.h, chain_length = v.n, updated_at = now()
+           FROM unnest($2::uuid[], $3::text[], $4::int[]) AS v(id, h, n)
+          WHERE c.workspace_id = $1 AND c.id = v.id AND c.chain_length IS DISTINCT FROM v.n`,
+        [ctx.workspaceId, touched.map(([id]) => id), touched.map(([, h]) => h.hash), touched.map(([, h]) => h.length)],
+      )
+
+      if (winners.size > 0) {
+        const w = [...winners.values()]
+        // The guard in WHERE keeps the rule even if the projection moved since we read it.
+        await tx.query(
+          `INSERT INTO consent_state AS s (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source, updated_at)
+           SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
+             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::bigint[], $7::uuid[], $8::text[])
+               AS x(c, g, state, o, seq, e, source)
+           ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE
+              SET state = excluded.state, occurred_at = excluded.occurred_at, event_seq = excluded.event_seq,
+                  event_id = excluded.event_id, source = excluded.source, updated_at = now()
+            WHERE (excluded.occurred_at, excluded.state = 'unsubscribed', excluded.event_seq)
+                > (s.occurred_at, s.state = 'unsubscribed', s.event_seq)`,
+          [
+            ctx.workspaceId,
+            w.map((x) => x.ev.contact_id),
+            w.map((x) => x.c.groupId),
+            w.map((x) => x.c.state),
+            w.map((x) => x.c.occurredAt.toISOString()),
+            w.map((x) => x.ev.id),
+            w.map((x) => x.ev.event_id),
+            w.map((x) => x.c.source),
+          ],
+        )
+      }
+
+      if (stops.length > 0) {
+        // Latest Meta signal per (contact, number) wins; an equal-time stop beats a resume.
+        await tx.query(
+          `INSERT INTO platform_stops AS p (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id, updated_at)
+           SELECT DISTINCT ON (c, n) $1, c, n, s, o, e, now()
+             FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::timestamptz[], $6::uuid[]) WITH ORDINALITY AS x(c, n, s, o, e, ord)
+            ORDER BY c, n, o DESC, s DESC, ord DESC
+           ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
+              SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
+            WHERE (excluded.occurred_at, excluded.stopped) >= (p.occurred_at, p.stopped)`,
+          [
+            ctx.workspaceId,
+            stops.map((s) => s.contactId),
+            stops.map((s) => s.phoneNumberId),
+            stops.map((s) => s.stopped),
+            stops.map((s) => s.occurredAt.toISOString()),
+            stops.map((s) => s.eventId),
+          ],
+        )
+      }
+    }
+
+    // Standalone, a batch that lost a race (deadlock, a concurrent identical dedupe key) is retried
+    // from scratch; inside a caller's transaction the caller decides.
+    for (let attempt = 1; ; attempt++) {
+      results = [...validated]
+      counts = new Map()
+      try {
+        await sql.tx(run)
+        break
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        const retryable = code === '40P01' || code === '40001' || code === '23505'
+        if (sql.inTransaction || !retryable || attempt >= 3) throw err
+      }
+    }
+    hooks.onAppended?.(counts)
+    return results.map((r) => r ?? { status: 'rejected', code: 'invalid_state', message: 'not processed' }) as ItemResult[]
+  }
+
+  return { append }
+}
+
+export type Ledger = ReturnType<typeof createLedger>

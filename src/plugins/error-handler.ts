@@ -1,0 +1,115 @@
+/**
+ * One root error handler (STYLE 7). Native routes answer RFC 9457 application/problem+json with a
+ * stable `code` and, for validation, `errors[]` of JSON pointers; routes marked
+ * `config.errorShape = 'braze'` answer Braze's `{"message": ...}` instead, because their callers'
+ * code parses that. 5xx are logged with the request id and never leak driver messages.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { DomainError, type FieldError } from '../errors/domain-error.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    errorShape?: 'problem' | 'braze'
+  }
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+interface Problem {
+  status: number
+  code: string
+  detail: string
+  errors?: FieldError[]
+  headers?: Record<string, string>
+}
+
+function pointerOf(e: { instancePath?: string; params?: Record<string, unknown> }, context: string): string {
+  let p = e.instancePath ?? ''
+  const extra = (e.params?.missingProperty ?? e.params?.additionalProperty) as string | undefined
+  if (extra) p += `/${extra.replace(/~/g, '~0').replace(/\//g, '~1')}`
+  return `/${context}${p}`
+}
+
+export function toProblem(err: FastifyError | DomainError | Error): Problem {
+  if (err instanceof DomainError) {
+    return { status: err.statusCode, code: err.code, detail: err.message, errors: err.errors, headers: err.headers }
+  }
+  const fe = err as FastifyError & { validationContext?: string }
+  if (fe.validation) {
+    const ctx = fe.validationContext ?? 'body'
+    return {
+      status: 400,
+      code: 'validation_failed',
+      detail: 'The request does not match the schema.',
+      errors: fe.validation.map((v) => ({
+        pointer: pointerOf(v as never, ctx),
+        code: v.keyword,
+        message: v.message ?? 'invalid',
+      })),
+    }
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: 'malformed_json', detail: fe.message }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'unsupported_media_type', detail: fe.message }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'body_too_large', detail: fe.message }
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, code: 'invalid_content_length', detail: fe.message }
+  }
+  if (err instanceof SyntaxError) return { status: 400, code: 'malformed_json', detail: err.message }
+  const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500
+  if (status === 429) return { status, code: 'rate_limited', detail: fe.message }
+  if (status < 500) return { status, code: fe.code ? fe.code.toLowerCase() : 'bad_request', detail: fe.message }
+  return { status, code: status === 503 ? 'unavailable' : 'internal_error', detail: status === 503 ? fe.message : 'An unexpected error occurred.' }
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Problem) {
+  if (p.headers) reply.headers(p.headers)
+  if (request.routeOptions.config?.errorShape === 'braze') {
+    return reply.code(p.status).type('application/json').send({ message: p.detail, ...(p.errors ? { errors: p.errors } : {}) })
+  }
+  return reply
+    .code(p.status)
+    .type('application/problem+json')
+    .send({
+      type: `https://consent-ledger.dev/problems/${p.code}`,
+      title: TITLES[p.status] ?? 'Error',
+      status: p.status,
+      detail: p.detail,
+      code: p.code,
+      instance: request.url.split('?')[0],
+      ...(p.errors ? { errors: p.errors } : {}),
+    })
+}
+
+export default fp(
+  async (app) => {
+    app.setErrorHandler((err, request, reply) => {
+      const p = toProblem(err as FastifyError)
+      if (p.status >= 500) request.log.error({ err }, 'request failed')
+      else request.log.info({ code: p.code, status: p.status }, 'request rejected')
+      return sendProblem(request, reply, p)
+    })
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(request, reply, { status: 404, code: 'not_found', detail: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
+    )
+  },
+  { name: 'error-handler' },
+)

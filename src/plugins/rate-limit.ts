@@ -1,0 +1,32 @@
+/**
+ * @fastify/rate-limit per API key (per IP when unauthenticated), with x-ratelimit-* and retry-after
+ * on 429. With REDIS_URL the counters live in Redis so several instances share one limit.
+ * Registered and awaited before the routes (fastify-rate-limit#362).
+ */
+import fp from 'fastify-plugin'
+import rateLimit from '@fastify/rate-limit'
+import { Redis } from 'ioredis'
+import { DomainError } from '../errors/domain-error.js'
+
+export default fp(
+  async (app) => {
+    const cfg = app.config
+    const redis = cfg.REDIS_URL ? new Redis(cfg.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1, lazyConnect: false }) : undefined
+    if (redis) app.addHook('onClose', async () => void redis.quit())
+    await app.register(rateLimit, {
+      global: true,
+      // A key's own limit when it has one (POST /api-keys `rate_limit_max`), else the default.
+      max: (request) => request.principal?.rateLimitMax ?? cfg.RATE_LIMIT_MAX,
+      timeWindow: cfg.RATE_LIMIT_WINDOW_MS,
+      redis,
+      nameSpace: 'consent-ledger-rl:',
+      // Per key once authenticated (the auth hook runs first), otherwise per client address.
+      keyGenerator: (request) => (request.principal ? `key:${request.principal.keyId}` : `ip:${request.ip}`),
+      hook: 'preHandler',
+      errorResponseBuilder: (_request, context) =>
+        new DomainError(429, 'rate_limited', `Rate limit of ${context.max} requests per ${context.after} exceeded; retry in ${context.after}.`),
+      allowList: (request) => request.url === '/healthz' || request.url === '/readyz' || request.url === '/metrics',
+    })
+  },
+  { name: 'rate-limit', dependencies: ['config', 'auth'] },
+)

@@ -1,0 +1,39 @@
+/**
+ * Domain services, built once per app on the shared database and decorated for the routes.
+ */
+import fp from 'fastify-plugin'
+import { createApiKeyService, type ApiKeyService } from '../auth/api-keys.js'
+import { createGroupService, type GroupService } from '../groups/group-service.js'
+import { createIdempotency, type Idempotency } from '../idempotency/idempotency.js'
+import { createLedger, type Ledger } from '../ledger/ledger-service.js'
+import { createCheckService, type CheckService } from '../check/check-service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ledger: Ledger
+    apiKeys: ApiKeyService
+    groups: GroupService
+    idempotency: Idempotency
+    checks: CheckService
+  }
+}
+
+export default fp(
+  async (app) => {
+    const { sql, db } = app.database
+    app.decorate(
+      'ledger',
+      createLedger({
+        onAppended: (counts) => {
+          for (const [source, n] of counts) app.metrics.ledgerAppends.inc({ source }, n)
+        },
+      }),
+    )
+    app.decorate('apiKeys', createApiKeyService(sql))
+    app.decorate('groups', createGroupService(db))
+    app.decorate('idempotency', createIdempotency(sql, app.config.IDEMPOTENCY_TTL_HOURS))
+    app.decorate('checks', createCheckService(sql))
+    await app.apiKeys.ensureRoot(app.config.CONSENT_ADMIN_KEY)
+  },
+  { name: 'services', dependencies: ['db', 'metrics'] },
+)

@@ -1,0 +1,102 @@
+/**
+ * Meta WhatsApp webhook (DESIGN §3.4), an ENCAPSULATED plugin (STYLE P1, P8): in this scope only,
+ * `application/json` is parsed as a raw Buffer (up to 3 MiB), because the signature is an HMAC of
+ * the exact bytes; every other route keeps the normal JSON parser and the 1 MiB limit.
+ *
+ *   GET  /webhooks/whatsapp   verification handshake: hub.mode=subscribe and hub.verify_token equal
+ *                             (constant time) to WHATSAPP_VERIFY_TOKEN → 200 text/plain hub.challenge;
+ *                             anything else (or no token configured) → 403.
+ *   POST /webhooks/whatsapp   X-Hub-Signature-256 checked against every WHATSAPP_APP_SECRETS secret;
+ *                             missing/wrong → 401, nothing stored. No secret configured → 503
+ *                             `webhook_not_configured`, nothing stored: Meta retries a 5xx for days,
+ *                             so once the secret is set nothing is lost (a 401 would say the same,
+ *                             but 503 tells an operator the service, not Meta, is at fault).
+ *                             Authentic: the raw payload is committed to the inbox, processed in
+ *                             this request, and answered 200 whatever processing did.
+ * Public routes (Meta has no API key): the rate limiter keys them per client IP.
+ * https://developers.facebook.com/docs/graph-api/webhooks/getting-started
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { DomainError } from '../../errors/domain-error.js'
+import { ProblemRef } from '../../schemas/common.js'
+import { HandshakeQuery, WebhookAckSchema } from '../../schemas/webhook.js'
+import { parseSecrets, safeEqual, verifySignature } from '../../webhook/signature.js'
+
+/** DESIGN §4: webhook bodies up to 3 MB (3 MiB here). */
+export const WEBHOOK_BODY_LIMIT = 3 * 1024 * 1024
+
+const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemRef } } })
+
+const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_request, body, done) => done(null, body))
+
+  const secrets = parseSecrets(app.config.WHATSAPP_APP_SECRETS)
+  const verifyToken = app.config.WHATSAPP_VERIFY_TOKEN
+  const tags = ['whatsapp webhook']
+
+  app.get(
+    '/webhooks/whatsapp',
+    {
+      schema: {
+        tags,
+        summary: 'Meta webhook verification handshake',
+        description: 'Answers `hub.challenge` as text/plain when `hub.mode=subscribe` and `hub.verify_token` matches WHATSAPP_VERIFY_TOKEN; otherwise 403.',
+        security: [],
+        querystring: HandshakeQuery,
+        response: { 200: { description: 'hub.challenge, as text/plain', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query
+      const mode = q['hub.mode']
+      const token = q['hub.verify_token']
+      const challenge = q['hub.challenge']
+      if (!verifyToken || mode !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !safeEqual(token, verifyToken)) {
+        throw new DomainError(403, 'verification_failed', 'hub.mode must be subscribe and hub.verify_token must match the configured token')
+      }
+      return reply.code(200).type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(challenge)
+    },
+  )
+
+  app.post(
+    '/webhooks/whatsapp',
+    {
+      bodyLimit: WEBHOOK_BODY_LIMIT,
+      schema: {
+        tags,
+        summary: 'Meta WhatsApp Cloud API webhook (messages, statuses, user_preferences)',
+        description:
+          'Signed with `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` (any configured app secret). ' +
+          'The raw payload is committed to the inbox before the 200 and processed in the same request; ' +
+          'every authentic payload answers 200, whatever its processing did. Bodies up to 3 MiB.',
+        security: [],
+        headers: {
+          type: 'object',
+          properties: { 'x-hub-signature-256': { type: 'string', description: 'sha256=<hex>' } },
+        },
+        response: {
+          200: WebhookAckSchema,
+          401: problem('Missing or wrong signature; nothing stored'),
+          413: problem('Body larger than 3 MiB'),
+          415: problem('Not application/json'),
+          429: problem('Rate limited (per IP)'),
+          503: problem('No app secret configured (WHATSAPP_APP_SECRETS); nothing stored, Meta retries'),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (secrets.length === 0) {
+        throw new DomainError(503, 'webhook_not_configured', 'WHATSAPP_APP_SECRETS is not set: webhook signatures cannot be checked, so nothing is accepted')
+      }
+      const raw = request.body
+      if (!Buffer.isBuffer(raw) || !verifySignature(raw, request.headers['x-hub-signature-256'], secrets)) {
+        throw new DomainError(401, 'invalid_signature', 'X-Hub-Signature-256 is missing or does not match the body under any configured app secret')
+      }
+      const { id, status } = await app.whatsapp.processor.receive(raw, { requestId: request.id, log: request.log })
+      return reply.code(200).send({ received: true as const, inbox_id: id, status })
+    },
+  )
+}
+
+export default whatsappWebhook

@@ -1,0 +1,212 @@
+/**
+ * The webhook inbox (`webhook_inbox`, DESIGN §3.4): every authentic payload, committed raw before
+ * Meta gets its 200. Every statement on the table lives here.
+ *
+ * Status of a row:
+ *   pending    committed, not processed yet (a crash between commit and processing leaves this;
+ *              the startup / periodic sweep picks it up)
+ *   processed  every signal applied (or a duplicate, or nothing to record)
+ *   unmapped   some `phone_number_id` it names is not mapped to a workspace yet; the mapped parts
+ *              are applied, the row is reprocessed when the number is mapped
+ *   deferred   a START/UNSTOP or a Meta `resume` found no opt-out to restore yet; re-evaluated
+ *              when an opt-out for the same number arrives (out-of-order delivery), for 7 days
+ *   failed     processing threw, the JSON is malformed, or the ledger rejected an item (e.g. an
+ *              invalid phone); kept, listed, replayable
+ *
+ * Visibility (no cross-workspace leak, DESIGN §1): a row has no workspace of its own; a caller sees
+ * a row when it names a number mapped to the caller's workspace, and then only the changes of its
+ * own numbers. Payloads naming a number that is mapped NOWHERE (and payloads without any number,
+ * e.g. malformed JSON) belong to no tenant yet: only the root key (the operator) sees those. For
+ * other callers `unmapped` reads as `processed`: their part of the row is done, and whether some
+ * other number is mapped is none of their business.
+ */
+import type { Sql } from '../db/sql.js'
+
+export const INBOX_STATUSES = ['pending', 'processed', 'unmapped', 'deferred', 'failed'] as const
+export type InboxStatus = (typeof INBOX_STATUSES)[number]
+/** Listed by default: everything that still needs attention. */
+export const KEPT_STATUSES: InboxStatus[] = ['pending', 'unmapped', 'deferred', 'failed']
+/** How long a deferred restore waits for an older opt-out (Meta redelivers for up to 7 days). */
+export const DEFER_DAYS = 7
+
+export interface InboxRow {
+  id: string
+  received_at: Date
+  raw_body: string
+  body_sha256: string
+  status: InboxStatus
+  phone_number_ids: string[]
+  attempts: number
+  last_error: string | null
+  processed_at: Date | null
+}
+
+/** Routing of a row's numbers, read with its lock (see lockForProcessing). */
+export interface Routing {
+  /** phone_number_id → workspace id, for the mapped numbers. */
+  numbers: Record<string, string>
+  workspaces: { id: string; keywords: unknown; groups: { id: string; category: string; phone_number_id: string | null }[] }[]
+}
+
+export interface Viewer {
+  workspaceId: string
+  isRoot: boolean
+}
+
+const COLUMNS = `i.id::text AS id, i.received_at, i.raw_body, i.body_sha256, i.status, i.phone_number_ids, i.attempts, i.last_error, i.processed_at`
+
+/** $1 = workspace id, $2 = is root. True when the viewer may see row `i`. */
+const VISIBLE = `(
+  i.phone_number_ids && ARRAY(SELECT w.phone_number_id FROM whatsapp_numbers w WHERE w.workspace_id = $1)
+  OR ($2::bool AND (cardinality(i.phone_number_ids) = 0 OR EXISTS (
+        SELECT 1 FROM unnest(i.phone_number_ids) AS n(id)
+         WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id)))))`
+
+/** The status as the viewer sees it (see the header). */
+const EFFECTIVE_STATUS = `CASE WHEN i.status = 'unmapped' AND NOT $2::bool THEN 'processed' ELSE i.status END`
+
+export function createInboxRepository(sql: Sql) {
+  return {
+    /** Commits the raw payload (autocommit) and returns its id. */
+    async insert(raw: string, sha256: string, phoneNumberIds: string[], status: InboxStatus = 'pending', lastError: string | null = null): Promise<string> {
+      const [row] = await sql.query<{ id: string }>(
+        `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status, last_error) VALUES ($1, $2, $3::text[], $4, $5) RETURNING id::text AS id`,
+        [raw, sha256, phoneNumberIds, status, lastError],
+      )
+      return row!.id
+    },
+
+    /**
+     * Locks one row for processing (inside `tx`; with skipLocked, null when another worker holds
+     * it) and reads, in the same statement, what routing it needs: the workspaces of the numbers it
+     * names, with their keyword settings and active WhatsApp groups (one round trip, not four).
+     */
+    async lockForProcessing(tx: Sql, id: string, skipLocked: boolean): Promise<(InboxRow & { routing: Routing }) | null> {
+      const [row] = await tx.query<InboxRow & { routing: Routing }>(
+        `SELECT ${COLUMNS},
+                json_build_object(
+                  'numbers', (SELECT coalesce(json_object_agg(w.phone_number_id, w.workspace_id), '{}')
+                                FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)),
+                  'workspaces', (SELECT coalesce(json_agg(json_build_object(
+                                   'id', ws.id,
+                                   'keywords', (SELECT s.keywords FROM workspace_settings s WHERE s.workspace_id = ws.id),
+                                   'groups', (SELECT coalesce(json_agg(json_build_object('id', g.id, 'category', g.category, 'phone_number_id', g.phone_number_id)
+                                                                       ORDER BY g.created_at, g.id), '[]')
+                                                FROM subscription_groups g
+                                               WHERE g.workspace_id = ws.id AND g.channel = 'whatsapp' AND g.archived_at IS NULL))), '[]')
+                                   FROM (SELECT DISTINCT w.workspace_id AS id FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)) ws)
+                ) AS routing
+           FROM webhook_inbox i WHERE i.id = $1 FOR UPDATE OF i${skipLocked ? ' SKIP LOCKED' : ''}`,
+        [id],
+      )
+      return row ?? null
+    },
+
+    /**
+     * Records the outcome (inside `tx`). With `optOutNumbers`, also answers whether deferred rows
+     * naming one of them exist (in the same statement), so the common case costs no extra query.
+     */
+    async finish(tx: Sql, id: string, status: InboxStatus, lastError: string | null, optOutNumbers: string[] = []): Promise<{ deferredWaiting: boolean }> {
+      const [row] = await tx.query<{ deferred_waiting: boolean }>(
+        `WITH done AS (
+           UPDATE webhook_inbox SET status = $2, last_error = $3, attempts = attempts + 1, processed_at = now(), updated_at = now() WHERE id = $1 RETURNING id)
+         SELECT (SELECT count(*) FROM done) > 0 AND cardinality($4::text[]) > 0 AND EXISTS (
+                  SELECT 1 FROM webhook_inbox d
+                   WHERE d.status = 'deferred' AND d.phone_number_ids && $4::text[] AND d.id <> $1
+                     AND d.received_at > now() - make_interval(days => $5)) AS deferred_waiting`,
+        [id, status, lastError, optOutNumbers, DEFER_DAYS],
+      )
+      return { deferredWaiting: !!row?.deferred_waiting }
+    },
+
+    async fail(id: string, lastError: string): Promise<void> {
+      await sql.query(`UPDATE webhook_inbox SET status = 'failed', last_error = $2, attempts = attempts + 1, updated_at = now() WHERE id = $1`, [id, lastError])
+    },
+
+    /** Pending rows untouched for `staleMs` (0 at startup: whatever a crash left). */
+    async pendingIds(staleMs: number, limit: number): Promise<string[]> {
+      const rows = await sql.query<{ id: string }>(
+        `SELECT id::text AS id FROM webhook_inbox WHERE status = 'pending' AND updated_at <= now() - make_interval(secs => $1::float8 / 1000)
+          ORDER BY id LIMIT $2`,
+        [staleMs, limit],
+      )
+      return rows.map((r) => r.id)
+    },
+
+    /** Unmapped rows naming `phoneNumberId` (null: rows whose numbers are all mapped by now). */
+    async unmappedIds(phoneNumberId: string | null, limit: number): Promise<string[]> {
+      const rows =
+        phoneNumberId !== null
+          ? await sql.query<{ id: string }>(
+              `SELECT id::text AS id FROM webhook_inbox WHERE status = 'unmapped' AND $1 = ANY(phone_number_ids) ORDER BY id LIMIT $2`,
+              [phoneNumberId, limit],
+            )
+          : await sql.query<{ id: string }>(
+              `SELECT i.id::text AS id FROM webhook_inbox i
+                WHERE i.status = 'unmapped'
+                  AND NOT EXISTS (SELECT 1 FROM unnest(i.phone_number_ids) AS n(id)
+                                   WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id))
+                ORDER BY i.id LIMIT $1`,
+              [limit],
+            )
+      return rows.map((r) => r.id)
+    },
+
+    /** Deferred rows (younger than DEFER_DAYS) naming one of `numbers`. */
+    async deferredIds(numbers: string[], exceptId: string, limit: number): Promise<string[]> {
+      const rows = await sql.query<{ id: string }>(
+        `SELECT id::text AS id FROM webhook_inbox
+          WHERE status = 'deferred' AND phone_number_ids && $1::text[] AND id <> $2::bigint
+            AND received_at > now() - make_interval(days => $3)
+          ORDER BY id LIMIT $4`,
+        [numbers, exceptId, DEFER_DAYS, limit],
+      )
+      return rows.map((r) => r.id)
+    },
+
+    /** Deferred rows older than DEFER_DAYS: nothing will come to restore any more. */
+    async expireDeferred(): Promise<number> {
+      const rows = await sql.query(
+        `UPDATE webhook_inbox SET status = 'processed', last_error = NULL, updated_at = now()
+          WHERE status = 'deferred' AND received_at <= now() - make_interval(days => $1) RETURNING id`,
+        [DEFER_DAYS],
+      )
+      return rows.length
+    },
+
+    async getVisible(viewer: Viewer, id: string): Promise<InboxRow | null> {
+      if (!/^\d{1,18}$/.test(id)) return null
+      const [row] = await sql.query<InboxRow>(
+        `SELECT ${COLUMNS.replace('i.status,', `${EFFECTIVE_STATUS} AS status,`)} FROM webhook_inbox i WHERE i.id = $3::bigint AND ${VISIBLE}`,
+        [viewer.workspaceId, viewer.isRoot, id],
+      )
+      return row ?? null
+    },
+
+    /** Newest first, keyset pagination on id. `statuses` filters on the status the viewer sees. */
+    async listVisible(viewer: Viewer, opts: { statuses: InboxStatus[]; before?: string; limit: number }): Promise<InboxRow[]> {
+      return sql.query<InboxRow>(
+        `SELECT ${COLUMNS.replace('i.status,', `${EFFECTIVE_STATUS} AS status,`)} FROM webhook_inbox i
+          WHERE ${VISIBLE}
+            AND ${EFFECTIVE_STATUS} = ANY($3::text[])
+            AND ($4::bigint IS NULL OR i.id < $4::bigint)
+          ORDER BY i.id DESC LIMIT $5`,
+        [viewer.workspaceId, viewer.isRoot, opts.statuses, opts.before ?? null, opts.limit],
+      )
+    },
+
+    /** The numbers a viewer may see in a row: its own, and (root) numbers mapped nowhere. */
+    async visibleNumbers(viewer: Viewer, numbers: string[]): Promise<Set<string>> {
+      if (numbers.length === 0) return new Set()
+      const rows = await sql.query<{ id: string }>(
+        `SELECT n.id FROM unnest($3::text[]) AS n(id)
+           LEFT JOIN whatsapp_numbers w ON w.phone_number_id = n.id
+          WHERE w.workspace_id = $1 OR (w.workspace_id IS NULL AND $2::bool)`,
+        [viewer.workspaceId, viewer.isRoot, numbers],
+      )
+      return new Set(rows.map((r) => r.id))
+    },
+  }
+}
+
+export type InboxRepository = ReturnType<typeof createInboxRepository>

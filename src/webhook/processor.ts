@@ -1,0 +1,424 @@
+/**
+ * Webhook processing (DESIGN §3.4, §5, §6): inbox row → signals → ledger items, through the one
+ * append path (`ledger.append`, actor `meta-webhook`).
+ *
+ * Durability. `receive` commits the raw payload first (its own statement), then processes it in
+ * the same request. A row is processed in ONE transaction that locks it (`FOR UPDATE`), appends
+ * every item and records the row's new status, so a row is either processed with all its events or
+ * not at all; a crash leaves it `pending` and the startup / periodic sweep (plugin.ts) finishes it.
+ * Processing errors never reach Meta: the row becomes `failed` (kept, listed, replayable).
+ *
+ * Routing. Each change's `metadata.phone_number_id` names the workspace (whatsapp_numbers). Signals
+ * of unmapped numbers are skipped and the row stays `unmapped` until the number is mapped, when it
+ * is reprocessed (already-applied signals are duplicates by their keys).
+ *
+ * Exactly once. Every item carries a ledger dedupe key (kept forever in ledger_dedupe), per group:
+ *   messages          `wa:msg:<message id>:<group id>`
+ *   error 131050      `wa:status:<status id>:131050:<group id>`
+ *   user_preferences  `wa:pref:<bsuid, else wa_id>:<value>:<timestamp>:<group id>`
+ * so any redelivery, however late, appends nothing. The part before `:<group id>` is written to
+ * the evidence as `signal_key`: it groups the events of one signal.
+ *
+ * What is recorded (DESIGN §6):
+ *   - a message matching an opt-out rule: `unsubscribed` for the rule's scope (`all` = every active
+ *     WhatsApp group of the workspace, `marketing` = its marketing groups, or the listed groups);
+ *     source `inbound_keyword` for typed text, `template_button` for taps (template `button`,
+ *     `interactive` button/list replies);
+ *   - a message matching an opt-in rule (START, UNSTOP): `subscribed` for exactly the groups of the
+ *     contact's latest keyword opt-out (latest by occurred_at, not by arrival, up to the START's own
+ *     time), intersected with the rule's scope;
+ *   - `user_preferences` stop, and a failed status with error 131050: `unsubscribed` + platform
+ *     stop for the marketing groups of that number (phone_number_id equal or null);
+ *   - `user_preferences` resume: platform stop cleared, `subscribed` for exactly the groups the
+ *     latest stop of that number recorded (when the latest platform signal before it is a stop);
+ *   - anything else (no match, 131049, other statuses, unknown types): nothing.
+ *   "The groups an opt-out removed" is read from the ledger as the groups its events name (same
+ *   `signal_key`), so the answer does not depend on the order in which older events arrived.
+ *
+ * Out-of-order delivery. Opt-outs and stops have fixed groups, so the ordering rule settles them
+ * in any order. A restore (START/UNSTOP, resume) that finds NO opt-out to restore is `deferred`: it
+ * records nothing yet, and is re-evaluated whenever an opt-out for the same number is applied
+ * (for DEFER_DAYS), so "START, then the older STOP" ends as "STOP, then START". Known limit: a
+ * restore evaluated against an older opt-out is not revised when an opt-out between the two
+ * arrives later (the ledger cannot take an event back); this needs three of the person's own
+ * messages reordered by Meta and is documented in the README.
+ *
+ * Evidence on every event: channel, message/status id, what the person sent (text, button
+ * payload/text, reply id/title), `context.id`, matched keyword, `phone_number_id`, display number,
+ * WABA id (`entry.id`), wa_id / bsuid, the inbox row id and the sha256 of the raw body.
+ */
+import { createHash } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Sql } from '../db/sql.js'
+import type { Ledger } from '../ledger/ledger-service.js'
+import type { AppendItem, RawIdentity } from '../ledger/types.js'
+import { normalizeIdentity, normalizePhone } from '../contacts/identity.js'
+import { matchKeyword, type KeywordScope, type KeywordSettings } from './keywords.js'
+import { keywordSettingsFrom } from './keyword-settings-repository.js'
+import { mapPayload, phoneNumberIdsOf, type Signal } from './map-payload.js'
+import type { InboxRepository, InboxRow, InboxStatus } from './inbox-repository.js'
+
+export const WEBHOOK_ACTOR = 'meta-webhook'
+
+/** Why a row is processed: decides whether a busy row is waited for and which statuses qualify. */
+export type ProcessMode =
+  /** Just received in this request. */
+  | 'fresh'
+  /** POST /webhooks/whatsapp/inbox/{id}/replay: any status. */
+  | 'replay'
+  /** Startup / periodic sweep: pending rows (a crash), unmapped rows whose numbers are mapped now. */
+  | 'sweep'
+  /** Its number was just mapped. */
+  | 'mapped'
+  /** An opt-out arrived that a deferred restore may have been waiting for. */
+  | 'deferred'
+
+const QUALIFIES: Record<ProcessMode, InboxStatus[] | null> = {
+  fresh: null,
+  replay: null,
+  sweep: ['pending', 'unmapped'],
+  mapped: ['unmapped'],
+  deferred: ['deferred'],
+}
+
+export interface ProcessContext {
+  requestId?: string
+  log: FastifyBaseLogger
+}
+
+interface GroupInfo {
+  id: string
+  category: string
+  phone_number_id: string | null
+}
+
+interface WorkspaceContext {
+  id: string
+  settings: KeywordSettings
+  /** Active WhatsApp groups, oldest first. */
+  groups: GroupInfo[]
+}
+
+interface Plan {
+  items: AppendItem[]
+  /** A restore found nothing to restore yet. */
+  deferred?: boolean
+  /** The items are an opt-out or a platform stop (may complete a deferred restore). */
+  optOut?: boolean
+}
+
+interface RowOutcome {
+  status: InboxStatus
+  optOutNumbers: Set<string>
+  /** Deferred rows wait on one of optOutNumbers. */
+  deferredWaiting: boolean
+}
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+const RETRYABLE = new Set(['40P01', '40001', '23505'])
+const DEFERRED_BATCH = 100
+
+export function createWebhookProcessor(deps: { sql: Sql; ledger: Ledger; inbox: InboxRepository; onStatus?: (status: InboxStatus) => void }) {
+  const { sql, ledger, inbox } = deps
+
+  /**
+   * Commits the authentic raw payload, then processes it. Never throws once the row is committed:
+   * Meta must get its 200 for every authentic payload.
+   */
+  async function receive(raw: Buffer, ctx: ProcessContext): Promise<{ id: string; status: InboxStatus }> {
+    // PostgreSQL text cannot hold NUL; valid JSON never contains a raw one. body_sha256 is of the bytes.
+    const text = raw.toString('utf8').replaceAll('\u0000', '\uFFFD')
+    const digest = sha256(raw)
+    let payload: unknown
+    try {
+      payload = JSON.parse(text)
+    } catch {
+      const id = await inbox.insert(text, digest, [], 'failed', 'malformed_json: the body is not valid JSON')
+      deps.onStatus?.('failed')
+      return { id, status: 'failed' }
+    }
+    const id = await inbox.insert(text, digest, phoneNumberIdsOf(payload))
+    try {
+      const status = (await process(id, 'fresh', ctx)) ?? 'pending'
+      return { id, status }
+    } catch (err) {
+      ctx.log.error({ err, inboxId: id }, 'webhook processing failed; the payload is kept')
+      return { id, status: 'pending' }
+    }
+  }
+
+  /** Processes one row; null when skipped (busy elsewhere, or no longer in a qualifying status). */
+  async function process(id: string, mode: ProcessMode, ctx: ProcessContext): Promise<InboxStatus | null> {
+    let outcome: RowOutcome | null = null
+    for (let attempt = 1; ; attempt++) {
+      try {
+        outcome = await sql.tx((tx) => processLocked(tx, id, mode, ctx))
+        break
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code
+        if (code && RETRYABLE.has(code) && attempt < 3) continue
+        ctx.log.error({ err, inboxId: id, mode }, 'webhook processing failed; the payload is kept as failed')
+        await inbox.fail(id, `processing_error: ${code ?? 'unexpected'} (see the service log)`)
+        deps.onStatus?.('failed')
+        return 'failed'
+      }
+    }
+    if (!outcome) return null
+    deps.onStatus?.(outcome.status)
+    if (outcome.deferredWaiting) {
+      for (const other of await inbox.deferredIds([...outcome.optOutNumbers], id, DEFERRED_BATCH)) {
+        await process(other, 'deferred', ctx)
+      }
+    }
+    return outcome.status
+  }
+
+  async function processLocked(tx: Sql, id: string, mode: ProcessMode, ctx: ProcessContext): Promise<RowOutcome | null> {
+    const row = await inbox.lockForProcessing(tx, id, mode !== 'fresh' && mode !== 'replay')
+    if (!row) return null
+    const qualifies = QUALIFIES[mode]
+    if (qualifies && !qualifies.includes(row.status)) return null
+
+    let payload: unknown
+    try {
+      payload = JSON.parse(row.raw_body)
+    } catch {
+      await inbox.finish(tx, id, 'failed', 'malformed_json: the body is not valid JSON')
+      return { status: 'failed', optOutNumbers: new Set(), deferredWaiting: false }
+    }
+    // Routing (number → workspace, keyword settings, groups) came with the row lock.
+    const mapping = new Map(Object.entries(row.routing.numbers))
+    const unmapped = phoneNumberIdsOf(payload).filter((n) => !mapping.has(n))
+    const workspaces = new Map<string, WorkspaceContext>(
+      row.routing.workspaces.map((w) => [w.id, { id: w.id, settings: keywordSettingsFrom(w.keywords), groups: w.groups }]),
+    )
+
+    const rejected = new Map<string, number>()
+    const optOutNumbers = new Set<string>()
+    let deferred = false
+    for (const signal of mapPayload(payload)) {
+      const workspaceId = mapping.get(signal.phoneNumberId)
+      const w = workspaceId ? workspaces.get(workspaceId) : undefined
+      if (!workspaceId || !w) continue
+      const plan = await planSignal(tx, w, signal, row)
+      if (plan.deferred) deferred = true
+      if (plan.items.length === 0) continue
+      const results = await ledger.append(tx, { workspaceId, actor: WEBHOOK_ACTOR, requestId: ctx.requestId, receivedAt: new Date(row.received_at) }, plan.items)
+      for (const r of results) {
+        if (r.status === 'rejected') rejected.set(r.code, (rejected.get(r.code) ?? 0) + 1)
+        else if (r.status === 'applied' && plan.optOut) optOutNumbers.add(signal.phoneNumberId)
+      }
+    }
+    if (rejected.size > 0) ctx.log.warn({ inboxId: id, rejected: Object.fromEntries(rejected) }, 'webhook items rejected by the ledger; the payload is kept as failed')
+
+    let status: InboxStatus = 'processed'
+    let lastError: string | null = null
+    if (rejected.size > 0) {
+      status = 'failed'
+      lastError = `rejected by the ledger: ${[...rejected].map(([code, n]) => `${code} x${n}`).join(', ')}`
+    } else if (unmapped.length > 0) status = 'unmapped'
+    else if (deferred) {
+      status = 'deferred'
+      lastError = 'waiting for an opt-out to restore (START/UNSTOP or resume arrived first)'
+    }
+    // Completing deferred restores is one level only: a restore never produces an opt-out.
+    const { deferredWaiting } = await inbox.finish(tx, id, status, lastError, mode === 'deferred' ? [] : [...optOutNumbers])
+    return { status, optOutNumbers, deferredWaiting }
+  }
+
+  function scopeGroups(w: WorkspaceContext, scope: KeywordScope): string[] {
+    if (scope === 'all') return w.groups.map((g) => g.id)
+    if (scope === 'marketing') return w.groups.filter((g) => g.category === 'marketing').map((g) => g.id)
+    const wanted = new Set(scope)
+    return w.groups.filter((g) => wanted.has(g.id)).map((g) => g.id)
+  }
+
+  /** Marketing groups of a business number: its own and the workspace-wide ones. */
+  function platformGroups(w: WorkspaceContext, phoneNumberId: string): string[] {
+    return w.groups.filter((g) => g.category === 'marketing' && (g.phone_number_id === null || g.phone_number_id === phoneNumberId)).map((g) => g.id)
+  }
+
+  async function planSignal(tx: Sql, w: WorkspaceContext, s: Signal, row: InboxRow): Promise<Plan> {
+    const identities = identitiesOf(s)
+    const occurredAt = s.occurredAt ?? new Date(row.received_at)
+    const base: Record<string, unknown> = {
+      channel: 'whatsapp',
+      phone_number_id: s.phoneNumberId,
+      display_phone_number: s.displayPhoneNumber,
+      waba_id: s.wabaId,
+      wa_id: s.who.waId,
+      bsuid: s.who.bsuid,
+      webhook_timestamp: s.rawTimestamp,
+      inbox_id: row.id,
+      body_sha256: row.body_sha256,
+    }
+    const items = (groups: string[], state: 'subscribed' | 'unsubscribed', source: AppendItem['source'], signalKey: string, evidence: Record<string, unknown>, platformStop?: AppendItem['platformStop']): AppendItem[] =>
+      groups.map((g) => ({
+        identities,
+        subscriptionGroupId: g,
+        state,
+        occurredAt,
+        source,
+        method: 'whatsapp',
+        evidence: { ...base, ...evidence, signal_key: signalKey },
+        dedupeKey: `${signalKey}:${g}`,
+        platformStop,
+      }))
+
+    if (s.kind === 'message') {
+      const match = matchKeyword(w.settings, s.candidates)
+      if (!match) return { items: [] }
+      const source = s.messageType === 'text' ? 'inbound_keyword' : 'template_button'
+      const signalKey = `wa:msg:${s.messageId}`
+      const evidence = {
+        message_id: s.messageId,
+        message_type: s.messageType,
+        ...s.content,
+        context_message_id: s.contextId,
+        matched_keyword: match.rule.keyword,
+        matched_field: match.field,
+        match: match.how,
+        keyword_action: match.rule.action,
+        keyword_scope: match.rule.scope,
+      }
+      if (match.rule.action === 'opt_out') {
+        return { items: items(scopeGroups(w, match.rule.scope), 'unsubscribed', source, signalKey, evidence), optOut: true }
+      }
+      const found = await latestKeywordOptOut(tx, w.id, identities, occurredAt)
+      if (!found) return { items: [], deferred: true }
+      const allowed = new Set(scopeGroups(w, match.rule.scope))
+      const groups = found.groups.filter((g) => allowed.has(g))
+      return { items: items(groups, 'subscribed', source, signalKey, { ...evidence, restores_message_id: found.messageId, restores_signal_key: found.signalKey }) }
+    }
+
+    if (s.kind === 'delivery_error') {
+      const signalKey = `wa:status:${s.statusId}:131050`
+      const evidence = { status_id: s.statusId, error_code: s.code, error_title: s.title }
+      const groups = platformGroups(w, s.phoneNumberId)
+      return { items: items(groups, 'unsubscribed', 'meta_delivery_error', signalKey, evidence, { action: 'stop', phoneNumberId: s.phoneNumberId }), optOut: true }
+    }
+
+    // user_preferences
+    const signalKey = `wa:pref:${s.who.bsuid ?? s.who.waId ?? 'unknown'}:${s.value}:${s.rawTimestamp ?? 'none'}`
+    const evidence = { user_preference: s.value, category: s.category, detail: s.detail }
+    if (s.value === 'stop') {
+      const groups = platformGroups(w, s.phoneNumberId)
+      return { items: items(groups, 'unsubscribed', 'meta_user_preferences', signalKey, evidence, { action: 'stop', phoneNumberId: s.phoneNumberId }), optOut: true }
+    }
+    const found = await latestPlatformSignal(tx, w.id, identities, s.phoneNumberId, occurredAt)
+    if (!found) return { items: [], deferred: true }
+    if (found.action !== 'stop') return { items: [] } // already resumed
+    const active = new Set(w.groups.map((g) => g.id))
+    const groups = found.groups.filter((g) => active.has(g))
+    return {
+      items: items(groups, 'subscribed', 'meta_user_preferences', signalKey, { ...evidence, resumes_signal_key: found.signalKey }, { action: 'resume', phoneNumberId: s.phoneNumberId }),
+    }
+  }
+
+  /** Live contacts holding any of the identities, and every contact merged into them. */
+  async function membersOf(tx: Sql, workspaceId: string, identities: RawIdentity[]): Promise<string[]> {
+    const types: string[] = []
+    const values: string[] = []
+    for (const i of identities) {
+      const v = normalizeIdentity(i.type, i.value)
+      if (v !== null) {
+        types.push(i.type)
+        values.push(v)
+      }
+    }
+    if (types.length === 0) return []
+    const rows = await tx.query<{ id: string }>(
+      `SELECT c.id::text AS id FROM contacts c
+        WHERE c.workspace_id = $1
+          AND COALESCE(c.merged_into, c.id) IN (
+                SELECT i.contact_id FROM identities i
+                  JOIN unnest($2::text[], $3::text[]) AS q(type, value) ON q.type = i.type AND q.value = i.value
+                 WHERE i.workspace_id = $1)`,
+      [workspaceId, types, values],
+    )
+    return rows.map((r) => r.id)
+  }
+
+  /** The contact's latest keyword opt-out at or before `at` (by occurred_at), with its groups. */
+  async function latestKeywordOptOut(tx: Sql, workspaceId: string, identities: RawIdentity[], at: Date) {
+    const members = await membersOf(tx, workspaceId, identities)
+    if (members.length === 0) return null
+    const [latest] = await tx.query<{ signal_key: string; message_id: string | null }>(
+      `SELECT e.evidence->>'signal_key' AS signal_key, e.evidence->>'message_id' AS message_id
+         FROM consent_events e
+        WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.state = 'unsubscribed'
+          AND e.source IN ('inbound_keyword', 'template_button') AND e.evidence->>'keyword_action' = 'opt_out'
+          AND e.evidence ? 'signal_key' AND e.occurred_at <= $3
+        ORDER BY e.occurred_at DESC, e.id DESC LIMIT 1`,
+      [workspaceId, members, at.toISOString()],
+    )
+    if (!latest) return null
+    const groups = await groupsOfSignal(tx, workspaceId, members, latest.signal_key, `e.evidence->>'keyword_action' = 'opt_out'`)
+    return { signalKey: latest.signal_key, messageId: latest.message_id, groups }
+  }
+
+  /** The latest platform stop/resume of the contact for a number at or before `at`; stop wins ties. */
+  async function latestPlatformSignal(tx: Sql, workspaceId: string, identities: RawIdentity[], phoneNumberId: string, at: Date) {
+    const members = await membersOf(tx, workspaceId, identities)
+    if (members.length === 0) return null
+    const [latest] = await tx.query<{ signal_key: string; action: string }>(
+      `SELECT e.evidence->>'signal_key' AS signal_key, e.platform_stop AS action
+         FROM consent_events e
+        WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.platform_stop IS NOT NULL
+          AND e.evidence->>'phone_number_id' = $3 AND e.evidence ? 'signal_key' AND e.occurred_at <= $4
+        ORDER BY e.occurred_at DESC, (e.platform_stop = 'stop') DESC, e.id DESC LIMIT 1`,
+      [workspaceId, members, phoneNumberId, at.toISOString()],
+    )
+    if (!latest) return null
+    const groups = latest.action === 'stop' ? await groupsOfSignal(tx, workspaceId, members, latest.signal_key, `e.platform_stop = 'stop'`) : []
+    return { signalKey: latest.signal_key, action: latest.action, groups }
+  }
+
+  async function groupsOfSignal(tx: Sql, workspaceId: string, members: string[], signalKey: string, filter: string): Promise<string[]> {
+    const rows = await tx.query<{ g: string }>(
+      `SELECT DISTINCT e.subscription_group_id::text AS g FROM consent_events e
+        WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.state = 'unsubscribed'
+          AND e.evidence->>'signal_key' = $3 AND ${filter}
+        ORDER BY 1`,
+      [workspaceId, members, signalKey],
+    )
+    return rows.map((r) => r.g)
+  }
+
+  /** Reprocesses the unmapped rows that name a number just mapped; returns how many were processed. */
+  async function afterMapping(phoneNumberId: string, ctx: ProcessContext): Promise<number> {
+    let n = 0
+    for (const id of await inbox.unmappedIds(phoneNumberId, 1000)) {
+      if ((await process(id, 'mapped', ctx)) !== null) n++
+    }
+    return n
+  }
+
+  /**
+   * Finishes what a crash or a lost race left: pending rows untouched for `staleMs`, unmapped rows
+   * whose numbers are all mapped by now; and retires deferred rows older than DEFER_DAYS.
+   */
+  async function sweep(staleMs: number, ctx: ProcessContext, limit = 500): Promise<number> {
+    let n = 0
+    for (const id of await inbox.pendingIds(staleMs, limit)) if ((await process(id, 'sweep', ctx)) !== null) n++
+    for (const id of await inbox.unmappedIds(null, limit)) if ((await process(id, 'sweep', ctx)) !== null) n++
+    await inbox.expireDeferred()
+    return n
+  }
+
+  return { receive, process, afterMapping, sweep }
+}
+
+/**
+ * The ledger identities of a signal: the phone (wa_id) and/or the BSUID, linked when both are
+ * present. A wa_id that is not a valid phone is left out when a BSUID identifies the person;
+ * alone it is kept, so the ledger rejects the item (invalid_phone) and the row is kept as failed.
+ */
+function identitiesOf(s: Signal): RawIdentity[] {
+  const out: RawIdentity[] = []
+  if (s.who.waId !== undefined && (normalizePhone(s.who.waId) !== null || s.who.bsuid === undefined)) out.push({ type: 'phone', value: s.who.waId })
+  if (s.who.bsuid !== undefined) out.push({ type: 'bsuid', value: s.who.bsuid })
+  return out
+}
+
+export type WebhookProcessor = ReturnType<typeof createWebhookProcessor>

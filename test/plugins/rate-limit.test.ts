@@ -1,0 +1,46 @@
+/** @fastify/rate-limit per API key, per-key override, and the shared Redis store (DESIGN §4). */
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config/env.js'
+import { buildTestApp, ROOT_KEY } from '../helpers/build-app.js'
+
+async function createKey(app: Awaited<ReturnType<typeof buildApp>>, body: object) {
+  const r = await app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${ROOT_KEY}` }, payload: body })
+  if (r.statusCode !== 201) throw new Error(r.body)
+  return { authorization: `Bearer ${r.json().key}` }
+}
+
+t.test('limits per API key with x-ratelimit-* and retry-after on 429', async (t) => {
+  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
+  const k1 = await createKey(app, { name: 'k1', scopes: ['consent:read'] })
+  const k2 = await createKey(app, { name: 'k2', scopes: ['consent:read'] })
+  const get = (h: Record<string, string>) => app.inject({ method: 'GET', url: '/subscription-groups', headers: h })
+  const ok = [await get(k1), await get(k1), await get(k1)]
+  t.same(ok.map((r) => r.statusCode), [200, 200, 200])
+  t.equal(ok[0]!.headers['x-ratelimit-limit'], '3')
+  t.equal(ok[2]!.headers['x-ratelimit-remaining'], '0')
+  const limited = await get(k1)
+  t.equal(limited.statusCode, 429)
+  t.match(limited.headers['content-type'], /problem\+json/)
+  t.equal(limited.json().code, 'rate_limited')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'retry-after is set')
+  t.ok(limited.headers['x-ratelimit-reset'] !== undefined)
+  t.equal((await get(k2)).statusCode, 200, 'another key has its own budget')
+  t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'health checks are never limited')
+
+  const big = await createKey(app, { name: 'big', scopes: ['consent:read'], rate_limit_max: 5 })
+  const codes = []
+  for (let i = 0; i < 6; i++) codes.push((await get(big)).statusCode)
+  t.same(codes, [200, 200, 200, 200, 200, 429], 'a per-key override replaces the default')
+})
+
+t.test('with REDIS_URL, instances share one limit', async (t) => {
+  const a = await buildTestApp(t, { RATE_LIMIT_MAX: '3', REDIS_URL: 'redis://127.0.0.1:6379' })
+  // A second instance on the same database and Redis.
+  const b = await buildApp(loadConfig({ DATABASE_URL: a.url, CONSENT_ADMIN_KEY: ROOT_KEY, LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '3', REDIS_URL: 'redis://127.0.0.1:6379' }))
+  t.teardown(() => b.close())
+  const k = await createKey(a.app, { name: 'shared', scopes: ['consent:read'] })
+  const get = (app: typeof b) => app.inject({ method: 'GET', url: '/subscription-groups', headers: k })
+  const codes = [(await get(a.app)).statusCode, (await get(b)).statusCode, (await get(a.app)).statusCode, (await get(b)).statusCode]
+  t.same(codes, [200, 200, 200, 429], 'the fourth request is limited whichever instance gets it')
+})
