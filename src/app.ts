@@ -101,7 +101,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(keywordSettingsRoutes)
   await app.register(auditPlugin)
   await app.register(auditRoutes)
-  await app.register(importPlugin)
+  await app.register(importPlugin, { batchSize: config.IMPORT_BATCH_SIZE })
   await app.register(importRoutes)
   return app
 }
