@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * The raw baseline of the benchmark suite: a bare Fastify server (no auth, no validation schemas,
+ * no plugins, logger off) on the same PostgreSQL through pg, run as a child process exactly like
+ * the service. Env: DATABASE_URL, PORT, HOST (127.0.0.1), DATABASE_POOL_MAX (20, the service's
+ * default). Routes:
+ *
+ *  GET  /pk?id=<phone>    ONE primary-key SELECT (bench_kv, seeded with the same phones as the
+ *                         service's contacts): the floor of the single check.
+ *  POST /batch {ids:[]}   ONE set-based SELECT of the ids (unnest WITH ORDINALITY LEFT JOIN
+ *                         bench_kv), answered in input order: the floor of the batch check.
+ *  POST /upsert <json>    ONE insert+upsert statement: every object of the body (Braze
+ *                         `attributes[]`, or the messages of a Meta webhook) is appended to
+ *                         bench_events and upserted into bench_state in a single CTE statement
+ *                         (append + projection, what the ledger does at minimum): the floor of
+ *                         /users/track and the webhook.
+ */
+import Fastify from 'fastify'
+import pg from 'pg'
+
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 20) })
+await pool.query(`CREATE TABLE IF NOT EXISTS bench_kv (id text PRIMARY KEY, state text NOT NULL, occurred_at timestamptz NOT NULL, event_id uuid NOT NULL)`)
+await pool.query(`CREATE TABLE IF NOT EXISTS bench_events (id bigserial PRIMARY KEY, key text NOT NULL, body jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`)
+await pool.query(`CREATE TABLE IF NOT EXISTS bench_state (key text PRIMARY KEY, event_id bigint NOT NULL, n int NOT NULL DEFAULT 1)`)
+
+const app = Fastify({ bodyLimit: 3 * 1024 * 1024 })
+
+app.get('/healthz', async () => ({ ok: true }))
+
+app.get('/pk', async (request) => {
+  const { rows } = await pool.query('SELECT id, state, occurred_at, event_id FROM bench_kv WHERE id = $1', [request.query.id])
+  const r = rows[0]
+  return { results: [{ identifier: request.query.id, allowed: r?.state === 'subscribed', state: r?.state ?? 'unknown', occurred_at: r?.occurred_at ?? null, event_id: r?.event_id ?? null }] }
+})
+
+app.post('/batch', async (request) => {
+  const ids = request.body.ids
+  const { rows } = await pool.query(
+    `SELECT q.id, k.state, k.occurred_at, k.event_id
+       FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) LEFT JOIN bench_kv k ON k.id = q.id ORDER BY q.ord`,
+    [ids],
+  )
+  return { results: rows.map((r) => ({ identifier: r.id, allowed: r.state === 'subscribed', state: r.state ?? 'unknown', occurred_at: r.occurred_at, event_id: r.event_id })) }
+})
+
+function keysOf(body) {
+  if (Array.isArray(body?.attributes)) return body.attributes.map((a, i) => [String(a.external_id ?? a.phone ?? i), a])
+  if (Array.isArray(body?.entry)) {
+    const out = []
+    for (const e of body.entry) for (const c of e.changes ?? []) for (const m of c.value?.messages ?? []) out.push([m.id, m])
+    return out
+  }
+  return [[String(Math.random()), body]]
+}
+
+app.post('/upsert', async (request, reply) => {
+  const kv = keysOf(request.body)
+  await pool.query(
+    `WITH ev AS (
+       INSERT INTO bench_events (key, body) SELECT k, b FROM unnest($1::text[], $2::jsonb[]) AS t(k, b) RETURNING id, key
+     )
+     INSERT INTO bench_state (key, event_id) SELECT key, id FROM ev
+     ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, n = bench_state.n + 1`,
+    [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))],
+  )
+  reply.code(201)
+  return { message: 'success', processed: kv.length }
+})
+
+await app.listen({ port: Number(process.env.PORT ?? 0), host: process.env.HOST ?? '127.0.0.1' })
+const stop = async () => {
+  await app.close()
+  await pool.end()
+  process.exit(0)
+}
+process.once('SIGTERM', stop)
+process.once('SIGINT', stop)

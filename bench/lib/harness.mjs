@@ -1,0 +1,192 @@
+/**
+ * Process, database and load helpers of the benchmark suite (bench/run.mjs). Every child process
+ * is started in its own process group and registered here; `cleanup()` (run on exit, on error and
+ * on SIGINT/SIGTERM) kills each group by its id and drops every database this run created.
+ */
+import pg from 'pg'
+import net from 'node:net'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import autocannon from 'autocannon'
+
+export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+const children = new Set()
+const databases = new Set()
+
+export function dbUrl(name) {
+  const u = new URL(ADMIN_URL)
+  u.pathname = `/${name}`
+  return u.toString()
+}
+
+export async function adminQuery(sql, params) {
+  const c = new pg.Client({ connectionString: ADMIN_URL })
+  await c.connect()
+  try {
+    return await c.query(sql, params)
+  } finally {
+    await c.end()
+  }
+}
+
+/** Creates an empty database (registered for dropping) and returns its URL. */
+export async function createDatabase(name) {
+  databases.add(name)
+  await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  await adminQuery(`CREATE DATABASE ${name}`)
+  return dbUrl(name)
+}
+
+export async function dropDatabase(name) {
+  await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  databases.delete(name)
+}
+
+export async function freePort() {
+  const srv = net.createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const { port } = srv.address()
+  await new Promise((r) => srv.close(r))
+  return port
+}
+
+/**
+ * Spawns `node <args>` in its own process group, registered for cleanup. stdout/stderr are
+ * collected (the last 64 KiB) and, with `echo`, passed through prefixed.
+ */
+export function spawnNode(args, { env = {}, cleanEnv = false, cwd, label = 'child', echo = true, onLine } = {}) {
+  const child = spawn(process.execPath, args, { cwd, env: cleanEnv ? env : { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  child.label = label
+  child.output = ''
+  child.echoed = 0
+  const feed = (stream) => {
+    let partial = ''
+    stream.setEncoding('utf8').on('data', (d) => {
+      child.output = (child.output + d).slice(-65536)
+      const lines = (partial + d).split('\n')
+      partial = lines.pop()
+      for (const l of lines) {
+        if (onLine) onLine(l)
+        if (echo && ++child.echoed <= 20) process.stderr.write(`  [${label}] ${l}\n`)
+        else if (echo && child.echoed === 21) process.stderr.write(`  [${label}] (further output not shown)\n`)
+      }
+    })
+  }
+  feed(child.stdout)
+  feed(child.stderr)
+  children.add(child)
+  child.exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child)
+      resolve({ code, signal })
+    }),
+  )
+  return child
+}
+
+/** SIGTERM to the child's process group, SIGKILL after `graceMs`. */
+export async function stopChild(child, graceMs = 5000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return
+  try {
+    process.kill(-child.pid, 'SIGTERM')
+  } catch {}
+  const t = setTimeout(() => {
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {}
+  }, graceMs)
+  await child.exited
+  clearTimeout(t)
+}
+
+export async function waitHttp(url, child, timeoutMs = 30000) {
+  const t0 = Date.now()
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`${child.label} exited (${child.exitCode}) before answering ${url}:\n${child.output.slice(-2000)}`)
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {}
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** VmRSS and VmHWM of a process, in MB (null when it is gone). */
+export function memOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0)
+    return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 }
+  } catch {
+    return null
+  }
+}
+
+/** Samples a process's RSS every 100 ms until `stop()`; returns the peak (MB). */
+export function rssSampler(pid) {
+  let peak = memOf(pid)?.rss ?? 0
+  const timer = setInterval(() => {
+    const m = memOf(pid)
+    if (m && m.rss > peak) peak = m.rss
+  }, 100)
+  return {
+    stop() {
+      clearInterval(timer)
+      const m = memOf(pid)
+      return { peak: Math.max(peak, m?.rss ?? 0), rss: m?.rss ?? null, hwm: m?.hwm ?? null }
+    },
+  }
+}
+
+/** One autocannon run; returns the summary we keep. */
+export async function load(opts) {
+  const r = await autocannon({ connections: 10, duration: 10, ...opts })
+  return {
+    requests: r.requests.total,
+    rps: r.requests.average,
+    durationS: r.duration,
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    statusCodes: r.statusCodeStats,
+  }
+}
+
+export async function cleanup() {
+  await Promise.all([...children].map((c) => stopChild(c, 3000)))
+  for (const name of [...databases]) {
+    try {
+      await dropDatabase(name)
+    } catch (err) {
+      process.stderr.write(`could not drop database ${name}: ${err.message}\n`)
+    }
+  }
+}
+
+let installed = false
+/** Kill children and drop databases on SIGINT/SIGTERM; SIGKILL the groups on any exit. */
+export function installCleanup() {
+  if (installed) return
+  installed = true
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(sig, async () => {
+      process.stderr.write(`\n${sig}: stopping children, dropping databases\n`)
+      await cleanup().catch(() => {})
+      process.exit(130)
+    })
+  }
+  process.on('exit', () => {
+    for (const c of children) {
+      try {
+        process.kill(-c.pid, 'SIGKILL')
+      } catch {}
+    }
+  })
+}
