@@ -46,6 +46,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: config.BODY_LIMIT,
+    // Opening embedded PGlite and migrating it can take well over Fastify's 10 s default on a busy
+    // machine; a plugin that truly hangs still fails the start.
+    pluginTimeout: 120_000,
     trustProxy: config.TRUST_PROXY,
     requestIdHeader: false,
     // A caller's x-request-id is kept (correlation across services) when it is sane.

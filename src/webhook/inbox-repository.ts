@@ -55,6 +55,20 @@ export interface Viewer {
 
 const COLUMNS = `i.id::text AS id, i.received_at, i.raw_body, i.body_sha256, i.status, i.phone_number_ids, i.attempts, i.last_error, i.processed_at`
 
+/** What processing a row needs: its numbers' workspaces, keyword settings and active WhatsApp groups. */
+const ROUTING = `json_build_object(
+                  'numbers', (SELECT coalesce(json_object_agg(w.phone_number_id, w.workspace_id), '{}')
+                                FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)),
+                  'workspaces', (SELECT coalesce(json_agg(json_build_object(
+                                   'id', ws.id,
+                                   'keywords', (SELECT s.keywords FROM workspace_settings s WHERE s.workspace_id = ws.id),
+                                   'groups', (SELECT coalesce(json_agg(json_build_object('id', g.id, 'category', g.category, 'phone_number_id', g.phone_number_id)
+                                                                       ORDER BY g.created_at, g.id), '[]')
+                                                FROM subscription_groups g
+                                               WHERE g.workspace_id = ws.id AND g.channel = 'whatsapp' AND g.archived_at IS NULL))), '[]')
+                                   FROM (SELECT DISTINCT w.workspace_id AS id FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)) ws)
+                )`
+
 /** $1 = workspace id, $2 = is root. True when the viewer may see row `i`. */
 const VISIBLE = `(
   i.phone_number_ids && ARRAY(SELECT w.phone_number_id FROM whatsapp_numbers w WHERE w.workspace_id = $1)
@@ -84,22 +98,48 @@ export function createInboxRepository(sql: Sql) {
     async lockForProcessing(tx: Sql, id: string, skipLocked: boolean): Promise<(InboxRow & { routing: Routing }) | null> {
       const [row] = await tx.query<InboxRow & { routing: Routing }>(
         `SELECT ${COLUMNS},
-                json_build_object(
-                  'numbers', (SELECT coalesce(json_object_agg(w.phone_number_id, w.workspace_id), '{}')
-                                FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)),
-                  'workspaces', (SELECT coalesce(json_agg(json_build_object(
-                                   'id', ws.id,
-                                   'keywords', (SELECT s.keywords FROM workspace_settings s WHERE s.workspace_id = ws.id),
-                                   'groups', (SELECT coalesce(json_agg(json_build_object('id', g.id, 'category', g.category, 'phone_number_id', g.phone_number_id)
-                                                                       ORDER BY g.created_at, g.id), '[]')
-                                                FROM subscription_groups g
-                                               WHERE g.workspace_id = ws.id AND g.channel = 'whatsapp' AND g.archived_at IS NULL))), '[]')
-                                   FROM (SELECT DISTINCT w.workspace_id AS id FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)) ws)
-                ) AS routing
+                ${ROUTING} AS routing
            FROM webhook_inbox i WHERE i.id = $1 FOR UPDATE OF i${skipLocked ? ' SKIP LOCKED' : ''}`,
         [id],
       )
       return row ?? null
+    },
+
+    /**
+     * Locks several `pending` rows at once (SKIP LOCKED: rows another worker holds, or that were
+     * processed meanwhile, are left out), with the same routing as lockForProcessing, in id order.
+     */
+    async lockPendingForProcessing(tx: Sql, ids: string[]): Promise<(InboxRow & { routing: Routing })[]> {
+      return tx.query<InboxRow & { routing: Routing }>(
+        `SELECT ${COLUMNS}, ${ROUTING} AS routing
+           FROM webhook_inbox i WHERE i.id = ANY($1::bigint[]) AND i.status = 'pending'
+          ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`,
+        [ids],
+      )
+    },
+
+    /**
+     * Records the outcomes of several rows (inside `tx`), and answers which of `optOutNumbers` have
+     * deferred rows (outside this batch) waiting for an opt-out: one statement for the batch.
+     */
+    async finishMany(
+      tx: Sql,
+      outcomes: { id: string; status: InboxStatus; lastError: string | null }[],
+      optOutNumbers: string[],
+    ): Promise<Set<string>> {
+      const [row] = await tx.query<{ waiting: string[] | null }>(
+        `WITH done AS (
+           UPDATE webhook_inbox w SET status = x.status, last_error = x.err, attempts = attempts + 1, processed_at = now(), updated_at = now()
+             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(id, status, err)
+            WHERE w.id = x.id RETURNING w.id)
+         SELECT ARRAY(SELECT DISTINCT n FROM unnest($4::text[]) AS n
+                       WHERE (SELECT count(*) FROM done) > 0 AND EXISTS (
+                         SELECT 1 FROM webhook_inbox d
+                          WHERE d.status = 'deferred' AND n = ANY(d.phone_number_ids) AND d.id <> ALL($1::bigint[])
+                            AND d.received_at > now() - make_interval(days => $5))) AS waiting`,
+        [outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => o.lastError), optOutNumbers, DEFER_DAYS],
+      )
+      return new Set(row?.waiting ?? [])
     },
 
     /**

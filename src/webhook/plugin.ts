@@ -10,6 +10,8 @@
  *     after DEFER_DAYS.
  * Several instances may sweep at once: rows are locked with SKIP LOCKED and every item has its
  * exactly-once key, so a row processed twice appends nothing twice.
+ * Under load, acknowledged rows wait in an in-process queue and are processed in batches right
+ * after (processor.ts, WEBHOOK_INLINE_MAX); shutdown waits for that queue.
  * Metrics: `whatsapp_inbox_processed_total{status}`.
  */
 import fp from 'fastify-plugin'
@@ -43,7 +45,10 @@ export default fp(
       registers: [app.metrics.registry],
     })
     const inbox = createInboxRepository(sql)
-    const processor = createWebhookProcessor({ sql, ledger: app.ledger, inbox, onStatus: (status) => processed.inc({ status }) })
+    const processor = createWebhookProcessor(
+      { sql, ledger: app.ledger, inbox, onStatus: (status) => processed.inc({ status }) },
+      { inlineMax: app.config.WEBHOOK_INLINE_MAX },
+    )
     app.decorate('whatsapp', { processor, inbox, numbers: createNumbersRepository(sql) })
 
     const log = app.log.child({ component: 'whatsapp-inbox' })
@@ -68,6 +73,9 @@ export default fp(
     app.addHook('preClose', async () => {
       closing = true
       if (timer) clearInterval(timer)
+      // Acknowledged rows waiting in the queue are processed before the database closes (a crash
+      // instead leaves them pending for the next start's sweep).
+      await processor.idle()
       await running
     })
   },

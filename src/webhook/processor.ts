@@ -118,8 +118,29 @@ const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('he
 const RETRYABLE = new Set(['40P01', '40001', '23505'])
 const DEFERRED_BATCH = 100
 
-export function createWebhookProcessor(deps: { sql: Sql; ledger: Ledger; inbox: InboxRepository; onStatus?: (status: InboxStatus) => void }) {
+/** Rows acknowledged under load are processed together, this many per transaction at most. */
+export const QUEUE_BATCH = 200
+
+export interface WebhookProcessorOptions {
+  /**
+   * At most this many payloads are processed inside their own request at a time; beyond that (or
+   * while acknowledged rows wait), a payload is acknowledged once committed and processed right
+   * after, together with the others waiting (one transaction, one ledger append per workspace).
+   * 0: always queue. DESIGN §3.4 "processing happens in the same request when possible".
+   */
+  inlineMax?: number
+}
+
+export function createWebhookProcessor(
+  deps: { sql: Sql; ledger: Ledger; inbox: InboxRepository; onStatus?: (status: InboxStatus) => void; log?: FastifyBaseLogger },
+  opts: WebhookProcessorOptions = {},
+) {
   const { sql, ledger, inbox } = deps
+  const inlineMax = opts.inlineMax ?? 4
+  let inline = 0
+  /** Committed, acknowledged, not processed yet (FIFO). A crash leaves them `pending` for the sweep. */
+  const queue: { id: string; ctx: ProcessContext }[] = []
+  let draining: Promise<void> | null = null
 
   /**
    * Commits the authentic raw payload, then processes it. Never throws once the row is committed:
@@ -138,13 +159,149 @@ export function createWebhookProcessor(deps: { sql: Sql; ledger: Ledger; inbox: 
       return { id, status: 'failed' }
     }
     const id = await inbox.insert(text, digest, phoneNumberIdsOf(payload))
+    // In arrival order: while rows wait in the queue, a new row joins them rather than overtake.
+    if (inline >= inlineMax || queue.length > 0 || draining) {
+      queue.push({ id, ctx })
+      draining ??= drain()
+      return { id, status: 'pending' }
+    }
+    inline++
     try {
       const status = (await process(id, 'fresh', ctx)) ?? 'pending'
       return { id, status }
     } catch (err) {
       ctx.log.error({ err, inboxId: id }, 'webhook processing failed; the payload is kept')
       return { id, status: 'pending' }
+    } finally {
+      inline--
     }
+  }
+
+  /** Processes the queue in batches until it is empty. Never rejects. */
+  async function drain(): Promise<void> {
+    // Let the acknowledgements of this tick go out first, and more rows join the first batch.
+    await new Promise((r) => setImmediate(r))
+    try {
+      while (queue.length > 0) {
+        const batch = queue.splice(0, QUEUE_BATCH)
+        const ctx = batch[0]!.ctx
+        try {
+          await processMany(
+            batch.map((b) => b.id),
+            ctx,
+          )
+        } catch (err) {
+          // One row at a time instead: each row ends processed or failed on its own.
+          ctx.log.warn({ err, rows: batch.length }, 'webhook batch failed; processing its rows one by one')
+          for (const b of batch) await process(b.id, 'fresh', b.ctx).catch((e) => b.ctx.log.error({ err: e, inboxId: b.id }, 'webhook processing failed; the payload is kept'))
+        }
+      }
+    } finally {
+      draining = null
+    }
+  }
+
+  /** Resolves once every acknowledged row in the queue is processed (shutdown, tests). */
+  async function idle(): Promise<void> {
+    while (draining) await draining
+  }
+
+  /**
+   * Several `pending` rows in ONE transaction: signals are planned row by row, their items
+   * appended together (one ledger append per workspace). A signal whose plan reads the ledger
+   * (START/UNSTOP, `resume`) first flushes the items before it, so it sees them, exactly as if the
+   * rows had been processed one after the other. Rows held elsewhere or already processed are
+   * skipped. Throws (and changes nothing) if the batch cannot be processed whole.
+   */
+  async function processMany(ids: string[], ctx: ProcessContext): Promise<void> {
+    interface RowState {
+      row: InboxRow
+      rejected: Map<string, number>
+      optOut: Set<string>
+      deferred: boolean
+      unmapped: boolean
+      failed?: string
+      status?: InboxStatus
+    }
+    let done: { states: RowState[]; waiting: Set<string> } | null = null
+    for (let attempt = 1; ; attempt++) {
+      try {
+        done = await sql.tx(async (tx) => {
+          const rows = await inbox.lockPendingForProcessing(tx, ids)
+          const states: RowState[] = []
+          let queued: { state: RowState; workspaceId: string; phoneNumberId: string; optOut: boolean; item: AppendItem }[] = []
+          const flush = async () => {
+            const byWorkspace = new Map<string, typeof queued>()
+            for (const q of queued) byWorkspace.set(q.workspaceId, [...(byWorkspace.get(q.workspaceId) ?? []), q])
+            queued = []
+            for (const [workspaceId, list] of byWorkspace) {
+              const results = await ledger.append(
+                tx,
+                { workspaceId, actor: WEBHOOK_ACTOR, requestId: ctx.requestId, receivedAt: new Date(list[0]!.state.row.received_at) },
+                list.map((q) => q.item),
+              )
+              results.forEach((r, i) => {
+                const q = list[i]!
+                if (r.status === 'rejected') q.state.rejected.set(r.code, (q.state.rejected.get(r.code) ?? 0) + 1)
+                else if (r.status === 'applied' && q.optOut) q.state.optOut.add(q.phoneNumberId)
+              })
+            }
+          }
+          for (const row of rows) {
+            const state: RowState = { row, rejected: new Map(), optOut: new Set(), deferred: false, unmapped: false }
+            states.push(state)
+            let payload: unknown
+            try {
+              payload = JSON.parse(row.raw_body)
+            } catch {
+              state.failed = 'malformed_json: the body is not valid JSON'
+              continue
+            }
+            const mapping = new Map(Object.entries(row.routing.numbers))
+            state.unmapped = phoneNumberIdsOf(payload).some((n) => !mapping.has(n))
+            const workspaces = new Map<string, WorkspaceContext>(
+              row.routing.workspaces.map((w) => [w.id, { id: w.id, settings: keywordSettingsFrom(w.keywords), groups: w.groups }]),
+            )
+            for (const signal of mapPayload(payload)) {
+              const workspaceId = mapping.get(signal.phoneNumberId)
+              const w = workspaceId ? workspaces.get(workspaceId) : undefined
+              if (!workspaceId || !w) continue
+              if (readsLedger(w, signal) && queued.length > 0) await flush()
+              const plan = await planSignal(tx, w, signal, row)
+              if (plan.deferred) state.deferred = true
+              for (const item of plan.items) queued.push({ state, workspaceId, phoneNumberId: signal.phoneNumberId, optOut: !!plan.optOut, item })
+            }
+          }
+          if (queued.length > 0) await flush()
+          const outcomes = states.map((st) => ({ id: st.row.id, ...rowStatus(st.rejected, st.unmapped, st.deferred, st.failed) }))
+          for (const st of states) {
+            if (st.rejected.size > 0) ctx.log.warn({ inboxId: st.row.id, rejected: Object.fromEntries(st.rejected) }, 'webhook items rejected by the ledger; the payload is kept as failed')
+          }
+          const numbers = [...new Set(states.flatMap((st) => [...st.optOut]))]
+          const waiting = states.length > 0 ? await inbox.finishMany(tx, outcomes, numbers) : new Set<string>()
+          // A restore deferred in this very batch waits on an opt-out applied after it in the batch.
+          const deferredHere = new Set(states.filter((_, i) => outcomes[i]!.status === 'deferred').flatMap((st) => st.row.phone_number_ids))
+          for (const n of numbers) if (deferredHere.has(n)) waiting.add(n)
+          states.forEach((st, i) => (st.status = outcomes[i]!.status))
+          return { states, waiting }
+        })
+        break
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        if (code && RETRYABLE.has(code) && attempt < 3) continue
+        throw err
+      }
+    }
+    for (const st of done.states) if (st.status) deps.onStatus?.(st.status)
+    if (done.waiting.size > 0) {
+      for (const other of await inbox.deferredIds([...done.waiting], '0', DEFERRED_BATCH)) await process(other, 'deferred', ctx)
+    }
+  }
+
+  /** Does planning this signal read the ledger (a restore looks for what to restore)? */
+  function readsLedger(w: WorkspaceContext, s: Signal): boolean {
+    if (s.kind === 'message') return matchKeyword(w.settings, s.candidates)?.rule.action === 'opt_in'
+    return s.kind === 'preference' && s.value !== 'stop'
   }
 
   /** Processes one row; null when skipped (busy elsewhere, or no longer in a qualifying status). */
@@ -211,16 +368,7 @@ export function createWebhookProcessor(deps: { sql: Sql; ledger: Ledger; inbox: 
     }
     if (rejected.size > 0) ctx.log.warn({ inboxId: id, rejected: Object.fromEntries(rejected) }, 'webhook items rejected by the ledger; the payload is kept as failed')
 
-    let status: InboxStatus = 'processed'
-    let lastError: string | null = null
-    if (rejected.size > 0) {
-      status = 'failed'
-      lastError = `rejected by the ledger: ${[...rejected].map(([code, n]) => `${code} x${n}`).join(', ')}`
-    } else if (unmapped.length > 0) status = 'unmapped'
-    else if (deferred) {
-      status = 'deferred'
-      lastError = 'waiting for an opt-out to restore (START/UNSTOP or resume arrived first)'
-    }
+    const { status, lastError } = rowStatus(rejected, unmapped.length > 0, deferred)
     // Completing deferred restores is one level only: a restore never produces an opt-out.
     const { deferredWaiting } = await inbox.finish(tx, id, status, lastError, mode === 'deferred' ? [] : [...optOutNumbers])
     return { status, optOutNumbers, deferredWaiting }
@@ -406,7 +554,16 @@ export function createWebhookProcessor(deps: { sql: Sql; ledger: Ledger; inbox: 
     return n
   }
 
-  return { receive, process, afterMapping, sweep }
+  return { receive, process, afterMapping, sweep, idle }
+}
+
+/** A processed row's status and note, from what happened to its signals. */
+function rowStatus(rejected: Map<string, number>, unmapped: boolean, deferred: boolean, failed?: string): { status: InboxStatus; lastError: string | null } {
+  if (failed) return { status: 'failed', lastError: failed }
+  if (rejected.size > 0) return { status: 'failed', lastError: `rejected by the ledger: ${[...rejected].map(([code, n]) => `${code} x${n}`).join(', ')}` }
+  if (unmapped) return { status: 'unmapped', lastError: null }
+  if (deferred) return { status: 'deferred', lastError: 'waiting for an opt-out to restore (START/UNSTOP or resume arrived first)' }
+  return { status: 'processed', lastError: null }
 }
 
 /**
