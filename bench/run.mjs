@@ -86,7 +86,8 @@ function baseEnv() {
 
 async function startService(url, label) {
   const port = await freePort()
-  const child = spawnNode([join(root, 'dist/src/cli.js'), 'serve'], {
+  const nodeArgs = (env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean) // e.g. --cpu-prof --cpu-prof-dir=/tmp/prof
+  const child = spawnNode([...nodeArgs, join(root, 'dist/src/cli.js'), 'serve'], {
     cwd: root,
     label,
     cleanEnv: true,
