@@ -83,6 +83,12 @@ export async function processNextBatch(
       const imp = await claimNext(tx, exclude)
       if (!imp) return null
       claimed = imp
+      // The batch's commit need not wait for its WAL flush: events, progress and error lines commit
+      // together, so a server crash can only lose a whole tail of committed batches, which the
+      // next attempt re-processes from the surviving `last_seq` (and the exactly-once key
+      // `import:<id>:<row>` makes that safe). Nothing acknowledged to a client depends on it: the
+      // upload's 202 comes from its own, synchronous, commit.
+      await tx.query(`SET LOCAL synchronous_commit = off`)
       return processBatch(tx, deps, imp, sizeFor(imp.id))
     })
   } catch (err) {
@@ -134,6 +140,8 @@ async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, siz
       rejected++
       continue
     }
+    // The ledger writes the attributes of applied rows with the contact row it writes anyway.
+    if (m.attributes) m.item.attributes = m.attributes
     candidates.push({ row: r.row_number, item: m.item, attributes: m.attributes })
   }
   const msMap = lap()
@@ -161,9 +169,12 @@ async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, siz
       // A ledger duplicate is this very row, applied by an attempt whose progress was lost: its
       // event exists exactly once, so it counts as applied (it cannot happen while progress and
       // events commit together; logged if it ever does).
-      if (r.status === 'duplicate') deps.log.warn({ importId: imp.id, row: c.row }, 'import row was already in the ledger')
       applied++
-      if (c.attributes && r.contact_id) patches.push({ contactId: r.contact_id, set: c.attributes, remove: [] })
+      if (r.status === 'duplicate') {
+        deps.log.warn({ importId: imp.id, row: c.row }, 'import row was already in the ledger')
+        // Applied rows had their attributes written by the ledger; a duplicate's are set here.
+        if (c.attributes && r.contact_id) patches.push({ contactId: r.contact_id, set: c.attributes, remove: [] })
+      }
     } else if (r.status === 'rejected') {
       rejected++
       errors.push({ row: c.row, column: columnOf(r.pointer, r.code), code: r.code, message: r.message })

@@ -11,7 +11,7 @@
  * new phone create one contact. The common case (no conflicts) costs a constant number of
  * statements per batch; merges and moves are rare and take a few statements each.
  */
-import { randomUUID } from 'node:crypto'
+import { uuidv7 } from './uuid7.js'
 import type { Sql } from '../db/sql.js'
 import type { Identity } from '../contacts/identity.js'
 import type { EventType } from './types.js'
@@ -47,23 +47,35 @@ export interface Resolution {
   pending: Pending
 }
 
-/** Write pending contacts (with their chain heads) and identities: two statements. */
+/**
+ * Write pending contacts (with their chain heads and initial attributes) and identities: two
+ * statements. Attributes written here are removed from `attributes` (the caller writes the rest
+ * on contacts that already exist).
+ */
 export async function flushPending(
   sql: Sql,
   workspaceId: string,
   pending: Pending,
   heads: Map<string, { hash: string; length: number }> = new Map(),
+  attributes: Map<string, Record<string, string>> = new Map(),
 ): Promise<void> {
   if (pending.contacts.length > 0) {
     const ids = pending.contacts.splice(0)
+    const attrs = ids.map((id) => {
+      const a = attributes.get(id)
+      if (!a) return null
+      attributes.delete(id)
+      return JSON.stringify(a)
+    })
     await sql.query(
-      `INSERT INTO contacts (workspace_id, id, chain_head, chain_length)
-       SELECT $1, x.id, x.h, x.n FROM unnest($2::uuid[], $3::text[], $4::int[]) AS x(id, h, n)`,
+      `INSERT INTO contacts (workspace_id, id, chain_head, chain_length, attributes)
+       SELECT $1, x.id, x.h, x.n, COALESCE(x.a::jsonb, '{}'::jsonb) FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[]) AS x(id, h, n, a)`,
       [
         workspaceId,
         ids,
         ids.map((id) => (heads.get(id)?.length ? heads.get(id)!.hash : null)),
         ids.map((id) => heads.get(id)?.length ?? 0),
+        attrs,
       ],
     )
   }
@@ -136,7 +148,7 @@ export async function resolveContacts(
         result.missing.push(true)
         continue
       }
-      const id = randomUUID()
+      const id = uuidv7()
       newContacts.push(id)
       for (const i of set) {
         newIdentities.push({ type: i.type, value: i.value, contact: id })
@@ -156,7 +168,7 @@ export async function resolveContacts(
       // external_id, the phone/bsuid is being claimed by a different person: give it a new contact.
       const other = contactsHere[0]!
       if (extOf.has(other) && extOf.get(other) !== ext.value) {
-        const id = randomUUID()
+        const id = uuidv7()
         newContacts.push(id)
         newIdentities.push({ type: ext.type, value: ext.value, contact: id })
         owner.set(key(ext), id)

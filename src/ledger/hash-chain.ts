@@ -5,7 +5,7 @@
  * built by `hashBody` below: every recorded field of the event except `id`, `prev_hash` and `hash`.
  * Chains are per contact so writes for different contacts never wait on each other.
  */
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { canonicalJson } from './canonical-json.js'
 
 export const GENESIS = '0'.repeat(64)
@@ -54,8 +54,47 @@ export function hashBody(e: HashableEvent): Record<string, unknown> {
   }
 }
 
+/** A string or null as canonical JSON writes it; undefined: the property is omitted. */
+const field = (key: string, v: string | null | undefined): string => (v === undefined ? '' : `,"${key}":${v === null ? 'null' : JSON.stringify(v)}`)
+
+/**
+ * canonicalJson(hashBody(e)), written directly: the keys of the version-1 body in their sorted
+ * order, only `evidence` through the generic canonicalJson. Byte-identical to the generic form
+ * (a property test compares both); about 3x cheaper, and the ledger hashes every event it appends.
+ */
+export function canonicalBody(e: HashableEvent): string {
+  // Sorted keys: actor contact_id event_id evidence idempotency_key identity_type identity_value method
+  // occurred_at platform_stop recorded_at request_id source state subscription_group_id type v workspace_id
+  const s =
+    field('actor', e.actor) +
+    field('contact_id', e.contact_id) +
+    field('event_id', e.event_id) +
+    (e.evidence === undefined ? '' : `,"evidence":${canonicalJson(e.evidence)}`) +
+    field('idempotency_key', e.idempotency_key) +
+    field('identity_type', e.identity_type) +
+    field('identity_value', e.identity_value) +
+    field('method', e.method) +
+    `,"occurred_at":${JSON.stringify(e.occurred_at.toISOString())}` +
+    field('platform_stop', e.platform_stop) +
+    `,"recorded_at":${JSON.stringify(e.recorded_at.toISOString())}` +
+    field('request_id', e.request_id) +
+    field('source', e.source) +
+    field('state', e.state) +
+    field('subscription_group_id', e.subscription_group_id) +
+    field('type', e.type) +
+    ',"v":1' +
+    field('workspace_id', e.workspace_id)
+  return `{${s.slice(1)}}`
+}
+
+const sha256hex: (s: string) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (s) => crypto.hash('sha256', s) // one-shot (Node >= 20.12)
+    : (s) => crypto.createHash('sha256').update(s).digest('hex')
+
 export function chainHash(prevHash: string, e: HashableEvent): string {
-  return createHash('sha256').update(prevHash).update(canonicalJson(hashBody(e))).digest('hex')
+  // prev_hash is 64 hex characters: prefixing it to the UTF-8 text is the same byte stream.
+  return sha256hex(prevHash + canonicalBody(e))
 }
 
 export interface ChainVerification {

@@ -67,6 +67,12 @@ export interface AppendItem {
   dedupeKey?: string
   /** Meta's platform marketing stop for a business number (DESIGN §1). */
   platformStop?: { action: 'stop' | 'resume'; phoneNumberId: string }
+  /**
+   * Contact attributes to set when the item is APPLIED (not when duplicate or rejected), written by
+   * the same statement that writes the contact row anyway (its INSERT when the append creates it,
+   * its chain-head UPDATE otherwise): `attributes || these`, later items of the batch winning.
+   */
+  attributes?: Record<string, string>
 }
 
 export interface AppendContext {
