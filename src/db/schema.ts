@@ -11,7 +11,6 @@ import { sql } from 'drizzle-orm'
 import {
   bigint,
   boolean,
-  foreignKey,
   index,
   integer,
   jsonb,
@@ -129,7 +128,8 @@ export const identities = pgTable(
   (t) => [
     primaryKey({ columns: [t.workspaceId, t.type, t.value] }),
     index('identities_contact_idx').on(t.workspaceId, t.contactId),
-    foreignKey({ columns: [t.workspaceId, t.contactId], foreignColumns: [contacts.workspaceId, contacts.id] }),
+    // (workspace_id, contact_id) must name a contact: enforced by statement-level triggers
+    // (migration 0008, set-based, one check per statement instead of one per row), not a per-row FK.
   ],
 )
 
@@ -180,11 +180,8 @@ export const consentEvents = pgTable(
     index('consent_events_contact_idx').on(t.workspaceId, t.contactId, t.id),
     index('consent_events_event_id_idx').on(t.workspaceId, t.eventId),
     index('consent_events_group_idx').on(t.workspaceId, t.subscriptionGroupId, t.id),
-    foreignKey({ columns: [t.workspaceId, t.contactId], foreignColumns: [contacts.workspaceId, contacts.id] }),
-    foreignKey({
-      columns: [t.workspaceId, t.subscriptionGroupId],
-      foreignColumns: [subscriptionGroups.workspaceId, subscriptionGroups.id],
-    }),
+    // (workspace_id, contact_id) must name a contact and (workspace_id, subscription_group_id) a
+    // group: enforced by statement-level triggers (migration 0008, set-based), not per-row FKs.
   ],
 )
 
@@ -218,7 +215,8 @@ export const consentState = pgTable(
   (t) => [
     primaryKey({ columns: [t.workspaceId, t.contactId, t.subscriptionGroupId] }),
     index('consent_state_group_idx').on(t.workspaceId, t.subscriptionGroupId, t.state),
-    foreignKey({ columns: [t.workspaceId, t.contactId], foreignColumns: [contacts.workspaceId, contacts.id] }),
+    // (workspace_id, contact_id) must name a contact: enforced by statement-level triggers
+    // (migration 0008, set-based, one check per statement instead of one per row), not a per-row FK.
   ],
 )
 

@@ -1,0 +1,75 @@
+/**
+ * Migration 0008 replaced the per-row foreign keys of consent_events, identities and consent_state
+ * with set-based statement triggers. The database must still refuse, whatever the application
+ * does: a row naming a contact (or group) that does not exist in its workspace (SQLSTATE 23503, on
+ * INSERT and on UPDATE), and any way of making an existing reference dangle (deleting, truncating
+ * or re-keying a contact or a group).
+ */
+import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { buildTestApp, newGroup, newWorkspace } from '../helpers/build-app.js'
+
+t.test('references to contacts and groups are enforced by the database', async (t) => {
+  const ta = await buildTestApp(t)
+  const group = await newGroup(ta, ta.root)
+  const r = await ta.app.inject({
+    method: 'POST',
+    url: '/consent/events',
+    headers: ta.root,
+    payload: { events: [{ external_id: 'u1', subscription_group_id: group, state: 'subscribed' }] },
+  })
+  t.equal(r.statusCode, 200, r.body)
+  const { sql } = ta.app.database
+  const [ev] = await sql.query<{ workspace_id: string; contact_id: string }>(`SELECT workspace_id, contact_id FROM consent_events LIMIT 1`)
+  const ws = ev!.workspace_id
+  const contact = ev!.contact_id
+  const other = await newWorkspace(ta, 'other')
+  const otherGroup = await newGroup(ta, other.auth)
+  const [otherContact] = await sql.query<{ id: string }>(`INSERT INTO contacts (workspace_id) VALUES ($1) RETURNING id`, [other.id])
+  const ghost = randomUUID()
+
+  const insertEvent = (contactId: string, groupId: string | null) =>
+    sql.query(
+      `INSERT INTO consent_events (workspace_id, event_id, contact_id, subscription_group_id, state, occurred_at, recorded_at, source, actor, prev_hash, hash)
+       SELECT $1, gen_random_uuid(), x, $3, 'subscribed', now(), now(), 'api', 'test', 'p', 'h' FROM unnest($2::uuid[]) AS x`,
+      [ws, [contact, contactId], groupId],
+    )
+  await t.rejects(insertEvent(ghost, group), { code: '23503', message: /contacts/ }, 'event: unknown contact')
+  await t.rejects(insertEvent(otherContact!.id, group), { code: '23503' }, 'event: contact of another workspace')
+  await t.rejects(insertEvent(contact, randomUUID()), { code: '23503', message: /subscription_groups/ }, 'event: unknown group')
+  await t.rejects(insertEvent(contact, otherGroup), { code: '23503' }, 'event: group of another workspace')
+  await insertEvent(contact, null) // identity events carry no group: allowed, as with the FK
+  t.pass('an event with existing references and no group is accepted')
+
+  await t.rejects(sql.query(`INSERT INTO identities (workspace_id, type, value, contact_id) VALUES ($1, 'phone', '+14155550199', $2)`, [ws, ghost]), {
+    code: '23503',
+  }, 'identity: unknown contact')
+  await t.rejects(sql.query(`UPDATE identities SET contact_id = $2 WHERE workspace_id = $1`, [ws, ghost]), { code: '23503' }, 'identity moved to an unknown contact')
+  await t.rejects(sql.query(`UPDATE identities SET contact_id = $2 WHERE workspace_id = $1`, [ws, otherContact!.id]), { code: '23503' }, 'identity moved across workspaces')
+
+  await t.rejects(
+    sql.query(
+      `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
+       VALUES ($1, $2, $3, 'subscribed', now(), 1, gen_random_uuid(), 'api')`,
+      [ws, ghost, group],
+    ),
+    { code: '23503' },
+    'projection: unknown contact',
+  )
+  await t.rejects(sql.query(`UPDATE consent_state SET contact_id = $2 WHERE workspace_id = $1`, [ws, ghost]), { code: '23503' }, 'projection row moved to an unknown contact')
+
+  // The referenced side cannot go away or change key.
+  await t.rejects(sql.query(`DELETE FROM contacts WHERE workspace_id = $1`, [ws]), { code: 'P0001' }, 'contacts cannot be deleted')
+  await t.rejects(sql.query(`TRUNCATE contacts CASCADE`), { code: 'P0001' }, 'contacts cannot be truncated')
+  await t.rejects(sql.query(`UPDATE contacts SET id = gen_random_uuid() WHERE id = $1`, [contact]), { code: 'P0001' }, 'a contact cannot be re-keyed')
+  await t.rejects(sql.query(`UPDATE contacts SET workspace_id = $2 WHERE id = $1`, [contact, other.id]), { code: 'P0001' }, 'nor moved to another workspace')
+  await t.rejects(sql.query(`UPDATE subscription_groups SET id = gen_random_uuid() WHERE id = $1`, [group]), { code: 'P0001' }, 'a group cannot be re-keyed')
+  await sql.query(`UPDATE contacts SET attributes = '{"a":"b"}' WHERE id = $1`, [contact])
+  t.pass('ordinary contact updates still work')
+
+  const [n] = await sql.query<{ events: number; identities: number; dangling: number }>(
+    `SELECT (SELECT count(*)::int FROM consent_events) AS events, (SELECT count(*)::int FROM identities) AS identities,
+            (SELECT count(*)::int FROM consent_events e WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = e.workspace_id AND c.id = e.contact_id)) AS dangling`,
+  )
+  t.same(n, { events: 3, identities: 1, dangling: 0 }, 'only the valid rows were written')
+})
