@@ -241,8 +241,12 @@ export function createLedger(hooks: LedgerHooks = {}) {
       // Exactly-once keys: already seen (committed), or repeated inside this batch.
       const keyed = live.filter((c) => c.dedupeKey !== undefined)
       if (keyed.length > 0) {
+        // Per-key primary-key probes (LIMIT 1: never flattened into a scan of the workspace's keys,
+        // see contact-resolver.ts).
         const seen = await tx.query<{ key: string; event_id: string | null }>(
-          `SELECT key, event_id FROM ledger_dedupe WHERE workspace_id = $1 AND key = ANY($2::text[])`,
+          `SELECT q.key, d.event_id
+             FROM unnest($2::text[]) AS q(key)
+            CROSS JOIN LATERAL (SELECT d.event_id FROM ledger_dedupe d WHERE d.workspace_id = $1 AND d.key = q.key LIMIT 1) d`,
           [ctx.workspaceId, keyed.map((c) => c.dedupeKey!)],
         )
         const seenMap = new Map(seen.map((s) => [s.key, s.event_id]))
@@ -265,10 +269,10 @@ export function createLedger(hooks: LedgerHooks = {}) {
       const existing = live.filter((c) => !created.has(contactOf.get(c)!))
       if (existing.length > 0) {
         const rows = await tx.query<{ contact_id: string; subscription_group_id: string; state: string; occurred_at: Date; event_seq: string; source: string }>(
-          `SELECT s.contact_id, s.subscription_group_id, s.state, s.occurred_at, s.event_seq::text AS event_seq, s.source
-             FROM consent_state s
-             JOIN unnest($2::uuid[], $3::uuid[]) AS q(c, g) ON s.contact_id = q.c AND s.subscription_group_id = q.g
-            WHERE s.workspace_id = $1`,
+          `SELECT q.c AS contact_id, q.g AS subscription_group_id, s.state, s.occurred_at, s.event_seq::text AS event_seq, s.source
+             FROM unnest($2::uuid[], $3::uuid[]) AS q(c, g)
+            CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
+                                 WHERE s.workspace_id = $1 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s`,
           [ctx.workspaceId, existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
         )
         for (const r of rows) {
