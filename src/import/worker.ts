@@ -24,8 +24,9 @@ export interface ImportWorkerOptions {
 
 /**
  * Rows per batch. Larger batches amortise the per-transaction cost (5,000 rows is ~10% faster
- * than 2,500 with today's ledger), but the ledger's working set grows with the batch: measured
- * peak RSS of the service was ~320 MB at 5,000 rows against ~250 MB at 2,500 (target: < 300 MB).
+ * than 2,500), but the ledger's working set grows with the batch: measured peak RSS of the
+ * service was ~320 MB at 5,000 rows; at 2,500, 297 MB over a whole 1,000,000-row import
+ * (bench/import.mjs, target: <= 300 MB).
  */
 export const DEFAULT_BATCH_SIZE = 2500
 
