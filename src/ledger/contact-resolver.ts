@@ -91,51 +91,53 @@ export async function flushPending(
 
 const key = (i: Identity) => `${i.type}\u0000${i.value}`
 
+/** The advisory-lock keys of an identity set (see lockIdentities); sorted and locked by SQL. */
+export function identityLockKeys(workspaceId: string, ids: Identity[]): string[] {
+  return [...new Set(ids.map((i) => `${workspaceId}:${i.type}:${i.value}`))]
+}
+
+/** SQL (one scalar subquery) that takes the locks of $n's keys in sorted order, so two batches never deadlock. */
+export const lockIdentitiesSql = (param: string) =>
+  `(SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest(${param}::text[]) AS x ORDER BY 1) s)`
+
 export async function lockIdentities(sql: Sql, workspaceId: string, ids: Identity[]): Promise<void> {
   if (ids.length === 0) return
-  const keys = [...new Set(ids.map((i) => `${workspaceId}:${i.type}:${i.value}`))]
-  await sql.query(
-    `SELECT count(pg_advisory_xact_lock(k))
-       FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest($1::text[]) AS x ORDER BY 1) s`,
-    [keys],
-  )
+  await sql.query(`SELECT ${lockIdentitiesSql('$1')}`, [identityLockKeys(workspaceId, ids)], 'identities-lock')
 }
 
 export async function resolveContacts(
   sql: Sql,
   workspaceId: string,
   sets: Identity[][],
-  options: { create: boolean } = { create: true },
+  options: { create?: boolean; /** The caller already took lockIdentities' locks in an earlier statement. */ locked?: boolean } = {},
 ): Promise<Resolution & { missing: boolean[] }> {
+  const create = options.create ?? true
   const all = sets.flat()
-  await lockIdentities(sql, workspaceId, all)
+  if (!options.locked) await lockIdentities(sql, workspaceId, all)
 
-  // identity -> contact, as it stands now (kept current in memory as we create/merge/move).
+  // identity -> contact, as it stands now (kept current in memory as we create/merge/move), and
+  // the external_id each found contact holds (for the merge-or-move decision), in one statement.
   const owner = new Map<string, string>()
+  const extOf = new Map<string, string>()
   if (all.length > 0) {
     // One primary-key probe per identity, whatever the statistics say: LIMIT 1 (the key is
     // unique) keeps the LATERAL subquery from being flattened into a join, which, planned with
     // statistics from when the table was small (a big import outgrows them within minutes), read
     // the workspace's whole identities index and hashed it: 4.4 s per 2,500-row batch at 850k rows.
-    const rows = await sql.query<{ type: string; value: string; contact_id: string }>(
-      `SELECT q.type, q.value, i.contact_id
+    const rows = await sql.query<{ type: string; value: string; contact_id: string; ext: string | null }>(
+      `SELECT q.type, q.value, i.contact_id, e.value AS ext
          FROM unnest($2::text[], $3::text[]) AS q(type, value)
         CROSS JOIN LATERAL (SELECT i.contact_id FROM identities i
-                             WHERE i.workspace_id = $1 AND i.type = q.type AND i.value = q.value LIMIT 1) i`,
+                             WHERE i.workspace_id = $1 AND i.type = q.type AND i.value = q.value LIMIT 1) i
+         LEFT JOIN LATERAL (SELECT e.value FROM identities e
+                             WHERE e.workspace_id = $1 AND e.contact_id = i.contact_id AND e.type = 'external_id' LIMIT 1) e ON true`,
       [workspaceId, all.map((i) => i.type), all.map((i) => i.value)],
+      'identities-owners',
     )
-    for (const r of rows) owner.set(`${r.type}\u0000${r.value}`, r.contact_id)
-  }
-  // external_ids held by the contacts we found (for the merge-or-move decision).
-  const extOf = new Map<string, string>()
-  const found = [...new Set(owner.values())]
-  if (found.length > 0) {
-    const rows = await sql.query<{ contact_id: string; value: string }>(
-      `SELECT contact_id, value FROM identities
-        WHERE workspace_id = $1 AND type = 'external_id' AND contact_id = ANY($2::uuid[])`,
-      [workspaceId, found],
-    )
-    for (const r of rows) extOf.set(r.contact_id, r.value)
+    for (const r of rows) {
+      owner.set(`${r.type}\u0000${r.value}`, r.contact_id)
+      if (r.ext !== null) extOf.set(r.contact_id, r.ext)
+    }
   }
 
   const pending: Pending = { contacts: [], identities: [] }
@@ -147,7 +149,7 @@ export async function resolveContacts(
   for (const set of sets) {
     const contactsHere = [...new Set(set.map((i) => owner.get(key(i))).filter((c): c is string => !!c))]
     if (contactsHere.length === 0) {
-      if (!options.create) {
+      if (!create) {
         result.contactIds.push('')
         result.missing.push(true)
         continue

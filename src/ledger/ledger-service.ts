@@ -13,7 +13,7 @@
 import { uuidv7 } from './uuid7.js'
 import type { Sql } from '../db/sql.js'
 import { normalizeIdentity, type Identity } from '../contacts/identity.js'
-import { flushPending, resolveContacts } from './contact-resolver.js'
+import { flushPending, identityLockKeys, lockIdentitiesSql, resolveContacts } from './contact-resolver.js'
 import { chainHash, GENESIS, type HashableEvent } from './hash-chain.js'
 import { recomputeProjection } from './projection.js'
 import {
@@ -179,18 +179,23 @@ export function createLedger(hooks: LedgerHooks = {}) {
     let results = validated
     let counts = new Map<string, number>()
     const run = async (tx: Sql) => {
-      // Groups and settings: one statement each.
+      // One statement before anything else: the identities' advisory locks (see contact-resolver.ts),
+      // the groups of the batch and the workspace's evidence setting. (Round trips, not rows, are
+      // the cost of a small append: every statement saved here is worth ~7% of /users/track.)
       const groupIds = [...new Set(candidates.filter((c) => !c.identifyOnly).map((c) => c.groupId))]
-      const groups = await tx.query<{ id: string; archived: boolean }>(
-        `SELECT id, archived_at IS NOT NULL AS archived FROM subscription_groups WHERE workspace_id = $1 AND id = ANY($2::uuid[])`,
-        [ctx.workspaceId, groupIds],
+      const byIdentityAll = candidates.filter((c) => c.contactId === undefined)
+      const [pre] = await tx.query<{ live: string[]; archived: string[]; require: boolean | null }>(
+        `SELECT ${lockIdentitiesSql('$3')} AS locked,
+                ARRAY(SELECT id::text FROM subscription_groups WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND archived_at IS NULL) AS live,
+                ARRAY(SELECT id::text FROM subscription_groups WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND archived_at IS NOT NULL) AS archived,
+                (SELECT require_evidence_to_override_opt_out FROM workspace_settings WHERE workspace_id = $1) AS require`,
+        [ctx.workspaceId, groupIds, identityLockKeys(ctx.workspaceId, byIdentityAll.flatMap((c) => c.identities))],
+        'ledger-prelude',
       )
-      const groupById = new Map(groups.map((g) => [g.id, g]))
-      const settings = await tx.query<{ require: boolean }>(
-        `SELECT require_evidence_to_override_opt_out AS require FROM workspace_settings WHERE workspace_id = $1`,
-        [ctx.workspaceId],
-      )
-      const requireEvidence = settings[0]?.require ?? true
+      const groupById = new Map<string, { archived: boolean }>()
+      for (const id of pre!.live) groupById.set(id, { archived: false })
+      for (const id of pre!.archived) groupById.set(id, { archived: true })
+      const requireEvidence = pre!.require ?? true
 
       let live = candidates.filter((c) => {
         if (c.identifyOnly) return true
@@ -202,7 +207,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
 
       // Contacts: given directly (admin) or resolved from identities.
       const byIdentity = live.filter((c) => c.contactId === undefined)
-      const resolution = await resolveContacts(tx, ctx.workspaceId, byIdentity.map((c) => c.identities))
+      const resolution = await resolveContacts(tx, ctx.workspaceId, byIdentity.map((c) => c.identities), { locked: true })
       const contactOf = new Map<Candidate, string>()
       byIdentity.forEach((c, i) => contactOf.set(c, resolution.contactIds[i]!))
       const direct = live.filter((c) => c.contactId !== undefined)
@@ -227,29 +232,57 @@ export function createLedger(hooks: LedgerHooks = {}) {
       })
 
       // Lock every existing contact whose chain we extend, in id order (no deadlocks between
-      // batches). Contacts created by this batch are not written yet (nobody else can see them).
+      // batches). Contacts created by this batch are not written yet (nobody else can see them):
+      // a batch of new people skips the statement.
       const created = new Set(resolution.pending.contacts)
       const chainContacts = [...new Set([...contactOf.values(), ...resolution.events.map((e) => e.contact_id)])]
         .filter((id) => !created.has(id))
         .sort()
-      const heads = await tx.query<{ id: string; chain_head: string | null; chain_length: number }>(
-        `SELECT id, chain_head, chain_length FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
-        [ctx.workspaceId, chainContacts],
-      )
+      const heads =
+        chainContacts.length === 0
+          ? []
+          : await tx.query<{ id: string; chain_head: string | null; chain_length: number }>(
+              `SELECT id, chain_head, chain_length FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
+              [ctx.workspaceId, chainContacts],
+              'ledger-lock-heads',
+            )
       const head = new Map(heads.map((h) => [h.id, { hash: h.chain_head ?? GENESIS, length: Number(h.chain_length) }]))
 
-      // Exactly-once keys: already seen (committed), or repeated inside this batch.
+      const allocCount = live.length + resolution.events.length
+      if (allocCount === 0) {
+        await flushPending(tx, ctx.workspaceId, resolution.pending)
+        return
+      }
+      // One statement after the locks (its snapshot sees whatever the previous holders committed):
+      // - exactly-once keys already seen (per-key primary-key probes; LIMIT 1 is never flattened
+      //   into a scan of the workspace's keys, see contact-resolver.ts);
+      // - the current winners of the touched (contact, group) pairs (contacts this append creates
+      //   have none yet, so an import of new people probes nothing);
+      // - ledger ids, allocated in order (one per item before deduplication: a duplicate leaves a
+      //   gap, as a rollback does), and the recording time.
       const keyed = live.filter((c) => c.dedupeKey !== undefined)
+      const existing = live.filter((c) => !created.has(contactOf.get(c)!))
+      const [after] = await tx.query<{
+        now: Date
+        ids: string[]
+        seen: [string, string | null][] | null
+        current: [string, string, string, string, string, string][] | null
+      }>(
+        `SELECT date_trunc('milliseconds', clock_timestamp()) AS now,
+                ARRAY(SELECT nextval('consent_events_id_seq')::text FROM generate_series(1, $1::int)) AS ids,
+                (SELECT json_agg(json_build_array(q.key, d.event_id))
+                   FROM unnest($3::text[]) AS q(key)
+                  CROSS JOIN LATERAL (SELECT d.event_id FROM ledger_dedupe d WHERE d.workspace_id = $2 AND d.key = q.key LIMIT 1) d) AS seen,
+                (SELECT json_agg(json_build_array(q.c, q.g, s.state, s.occurred_at, s.event_seq::text, s.source))
+                   FROM unnest($4::uuid[], $5::uuid[]) AS q(c, g)
+                  CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
+                                       WHERE s.workspace_id = $2 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s) AS current`,
+        [allocCount, ctx.workspaceId, keyed.map((c) => c.dedupeKey!), existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
+        'ledger-after-lock',
+      )
+
       if (keyed.length > 0) {
-        // Per-key primary-key probes (LIMIT 1: never flattened into a scan of the workspace's keys,
-        // see contact-resolver.ts).
-        const seen = await tx.query<{ key: string; event_id: string | null }>(
-          `SELECT q.key, d.event_id
-             FROM unnest($2::text[]) AS q(key)
-            CROSS JOIN LATERAL (SELECT d.event_id FROM ledger_dedupe d WHERE d.workspace_id = $1 AND d.key = q.key LIMIT 1) d`,
-          [ctx.workspaceId, keyed.map((c) => c.dedupeKey!)],
-        )
-        const seenMap = new Map(seen.map((s) => [s.key, s.event_id]))
+        const seenMap = new Map(after!.seen ?? [])
         const inBatch = new Set<string>()
         live = live.filter((c) => {
           if (c.dedupeKey === undefined) return true
@@ -261,39 +294,12 @@ export function createLedger(hooks: LedgerHooks = {}) {
           return true
         })
       }
-
-      // Current winners for the touched (contact, group) pairs.
-      // Contacts this append creates have no projection rows yet: only existing ones are looked up
-      // (an import of new people skips the statement).
       const current = new Map<string, CurrentState>()
-      const existing = live.filter((c) => !created.has(contactOf.get(c)!))
-      if (existing.length > 0) {
-        const rows = await tx.query<{ contact_id: string; subscription_group_id: string; state: string; occurred_at: Date; event_seq: string; source: string }>(
-          `SELECT q.c AS contact_id, q.g AS subscription_group_id, s.state, s.occurred_at, s.event_seq::text AS event_seq, s.source
-             FROM unnest($2::uuid[], $3::uuid[]) AS q(c, g)
-            CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
-                                 WHERE s.workspace_id = $1 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s`,
-          [ctx.workspaceId, existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
-        )
-        for (const r of rows) {
-          current.set(`${r.contact_id}/${r.subscription_group_id}`, { state: r.state, occurredAt: new Date(r.occurred_at), seq: BigInt(r.event_seq), source: r.source })
-        }
+      for (const [contactId, groupId, state, occurredAt, seq, source] of after!.current ?? []) {
+        current.set(`${contactId}/${groupId}`, { state, occurredAt: new Date(occurredAt), seq: BigInt(seq), source })
       }
-
-      // Allocate ledger ids (in order) and the recording time in one statement.
-      const consentCount = live.length
-      const total = consentCount + resolution.events.length
-      if (total === 0) {
-        await flushPending(tx, ctx.workspaceId, resolution.pending)
-        return
-      }
-      const [alloc] = await tx.query<{ now: Date; ids: string[] }>(
-        `SELECT date_trunc('milliseconds', clock_timestamp()) AS now,
-                ARRAY(SELECT nextval('consent_events_id_seq')::text FROM generate_series(1, $1::int)) AS ids`,
-        [total],
-      )
-      const recordedAt = new Date(alloc!.now)
-      const ids = alloc!.ids.map(String)
+      const recordedAt = new Date(after!.now)
+      const ids = after!.ids.map(String)
       let next = 0
       const events: PendingEvent[] = []
       const base = {
@@ -414,31 +420,91 @@ export function createLedger(hooks: LedgerHooks = {}) {
         }
         results[c.index] = { status: 'applied', event_id: ev.event_id, contact_id: contactId, changed: wouldWin && cur?.state !== c.state }
       }
-      // New contacts go in with their final chain head and attributes; then their identities.
-      await flushPending(tx, ctx.workspaceId, resolution.pending, head, attrs)
-      if (events.length === 0) return
-
-      if (dedupeRows.length > 0) {
-        // Keys were checked above under the contact locks; a unique violation here means a
-        // concurrent writer with the same key on another contact won, and this batch retries.
-        await tx.query(
-          `INSERT INTO ledger_dedupe (workspace_id, key, event_id) SELECT $1, k, e FROM unnest($2::text[], $3::uuid[]) AS x(k, e)`,
-          [ctx.workspaceId, dedupeRows.map((d) => d.key), dedupeRows.map((d) => d.eventId)],
-        )
+      if (events.length === 0) {
+        await flushPending(tx, ctx.workspaceId, resolution.pending, head, attrs)
+        return
       }
 
+      // Every write of the append in ONE statement (data-modifying CTEs; the reference triggers of
+      // migration 0008 run at its end and see all of it):
+      // - new contacts with their final chain head and attributes, then their identities;
+      // - exactly-once keys (checked above under the contact locks; a unique violation here means a
+      //   concurrent writer with the same key on another contact won, and this batch retries);
+      // - the events;
+      // - chain heads (and attributes) of the existing contacts;
+      // - the projection, by the ordering rule (the guard in WHERE keeps the rule even if the
+      //   projection moved since we read it);
+      // - platform stops: the latest Meta signal per (contact, number) wins; an equal-time stop
+      //   beats a resume.
+      const newContacts = resolution.pending.contacts.splice(0)
+      const newIdentities = resolution.pending.identities.splice(0)
+      const locked = new Set(chainContacts)
+      const touched = [...head.entries()].filter(([id]) => locked.has(id))
+      const w = [...winners.values()]
       const col = <K extends keyof PendingEvent>(k: K) => events.map((e) => e[k])
       await tx.query(
-        `INSERT INTO consent_events (workspace_id, id, event_id, contact_id, type, subscription_group_id, state, occurred_at,
-                                     recorded_at, source, method, evidence, identity_type, identity_value, actor, request_id,
-                                     idempotency_key, platform_stop, prev_hash, hash)
-         SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, $2, x.source, x.method, x.evidence::jsonb,
-                x.itype, x.ivalue, $3, $4, $5, x.pstop, x.prev_hash, x.hash
-           FROM unnest($6::bigint[], $7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::timestamptz[], $13::text[],
-                       $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
-             AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash)`,
+        `WITH new_contacts AS (
+           INSERT INTO contacts (workspace_id, id, chain_head, chain_length, attributes)
+           SELECT $1, x.id, x.h, x.n, COALESCE(x.a::jsonb, '{}'::jsonb) FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[]) AS x(id, h, n, a)
+         ), new_identities AS (
+           INSERT INTO identities (workspace_id, type, value, contact_id)
+           SELECT $1, x.t, x.v, x.c FROM unnest($6::text[], $7::text[], $8::uuid[]) AS x(t, v, c)
+         ), dedupe AS (
+           INSERT INTO ledger_dedupe (workspace_id, key, event_id) SELECT $1, x.k, x.e FROM unnest($9::text[], $10::uuid[]) AS x(k, e)
+         ), events AS (
+           INSERT INTO consent_events (workspace_id, id, event_id, contact_id, type, subscription_group_id, state, occurred_at,
+                                       recorded_at, source, method, evidence, identity_type, identity_value, actor, request_id,
+                                       idempotency_key, platform_stop, prev_hash, hash)
+           SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, $11, x.source, x.method, x.evidence::jsonb,
+                  x.itype, x.ivalue, $12, $13, $14, x.pstop, x.prev_hash, x.hash
+             FROM unnest($15::bigint[], $16::uuid[], $17::uuid[], $18::text[], $19::uuid[], $20::text[], $21::timestamptz[], $22::text[],
+                         $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[])
+               AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash)
+         ), heads AS (
+           UPDATE contacts c SET chain_head = v.h, chain_length = v.n, updated_at = now(),
+                  attributes = CASE WHEN v.a IS NULL THEN c.attributes ELSE c.attributes || v.a::jsonb END
+             FROM unnest($30::uuid[], $31::text[], $32::int[], $33::text[]) AS v(id, h, n, a)
+            WHERE c.workspace_id = $1 AND c.id = v.id AND (c.chain_length IS DISTINCT FROM v.n OR v.a IS NOT NULL)
+         ), projection AS (
+           INSERT INTO consent_state AS s (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source, updated_at)
+           SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
+             FROM unnest($34::uuid[], $35::uuid[], $36::text[], $37::timestamptz[], $38::bigint[], $39::uuid[], $40::text[])
+               AS x(c, g, state, o, seq, e, source)
+           ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE
+              SET state = excluded.state, occurred_at = excluded.occurred_at, event_seq = excluded.event_seq,
+                  event_id = excluded.event_id, source = excluded.source, updated_at = now()
+            WHERE (excluded.occurred_at, excluded.state = 'unsubscribed', excluded.event_seq)
+                > (s.occurred_at, s.state = 'unsubscribed', s.event_seq)
+         ), stops AS (
+           INSERT INTO platform_stops AS p (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id, updated_at)
+           SELECT DISTINCT ON (c, n) $1, c, n, s, o, e, now()
+             FROM unnest($41::uuid[], $42::text[], $43::bool[], $44::timestamptz[], $45::uuid[]) WITH ORDINALITY AS x(c, n, s, o, e, ord)
+            ORDER BY c, n, o DESC, s DESC, ord DESC
+           ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
+              SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
+            WHERE (excluded.occurred_at, excluded.stopped) >= (p.occurred_at, p.stopped)
+         )
+         SELECT 1`,
         [
           ctx.workspaceId,
+          // new contacts
+          newContacts,
+          newContacts.map((id) => (head.get(id)?.length ? head.get(id)!.hash : null)),
+          newContacts.map((id) => head.get(id)?.length ?? 0),
+          newContacts.map((id) => {
+            const a = attrs.get(id)
+            if (!a) return null
+            attrs.delete(id) // written here, not by the UPDATE below
+            return JSON.stringify(a)
+          }),
+          // new identities
+          newIdentities.map((i) => i.type),
+          newIdentities.map((i) => i.value),
+          newIdentities.map((i) => i.contact),
+          // dedupe keys
+          dedupeRows.map((d) => d.key),
+          dedupeRows.map((d) => d.eventId),
+          // events
           recordedAt.toISOString(),
           ctx.actor,
           ctx.requestId ?? null,
@@ -458,71 +524,28 @@ export function createLedger(hooks: LedgerHooks = {}) {
           col('platform_stop'),
           col('prev_hash'),
           col('hash'),
-        ],
-      )
-
-      const locked = new Set(chainContacts)
-      const touched = [...head.entries()].filter(([id]) => locked.has(id))
-      await tx.query(
-        `UPDATE contacts c SET chain_head = v.h, chain_length = v.n, updated_at = now(),
-                attributes = CASE WHEN v.a IS NULL THEN c.attributes ELSE c.attributes || v.a::jsonb END
-           FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[]) AS v(id, h, n, a)
-          WHERE c.workspace_id = $1 AND c.id = v.id AND (c.chain_length IS DISTINCT FROM v.n OR v.a IS NOT NULL)`,
-        [
-          ctx.workspaceId,
+          // chain heads of existing contacts
           touched.map(([id]) => id),
           touched.map(([, h]) => h.hash),
           touched.map(([, h]) => h.length),
           touched.map(([id]) => (attrs.has(id) ? JSON.stringify(attrs.get(id)) : null)),
+          // projection
+          w.map((x) => x.ev.contact_id),
+          w.map((x) => x.c.groupId),
+          w.map((x) => x.c.state),
+          w.map((x) => x.c.occurredAt.toISOString()),
+          w.map((x) => x.ev.id),
+          w.map((x) => x.ev.event_id),
+          w.map((x) => x.c.source),
+          // platform stops
+          stops.map((s) => s.contactId),
+          stops.map((s) => s.phoneNumberId),
+          stops.map((s) => s.stopped),
+          stops.map((s) => s.occurredAt.toISOString()),
+          stops.map((s) => s.eventId),
         ],
+        'ledger-write',
       )
-
-      if (winners.size > 0) {
-        const w = [...winners.values()]
-        // The guard in WHERE keeps the rule even if the projection moved since we read it.
-        await tx.query(
-          `INSERT INTO consent_state AS s (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source, updated_at)
-           SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
-             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::bigint[], $7::uuid[], $8::text[])
-               AS x(c, g, state, o, seq, e, source)
-           ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE
-              SET state = excluded.state, occurred_at = excluded.occurred_at, event_seq = excluded.event_seq,
-                  event_id = excluded.event_id, source = excluded.source, updated_at = now()
-            WHERE (excluded.occurred_at, excluded.state = 'unsubscribed', excluded.event_seq)
-                > (s.occurred_at, s.state = 'unsubscribed', s.event_seq)`,
-          [
-            ctx.workspaceId,
-            w.map((x) => x.ev.contact_id),
-            w.map((x) => x.c.groupId),
-            w.map((x) => x.c.state),
-            w.map((x) => x.c.occurredAt.toISOString()),
-            w.map((x) => x.ev.id),
-            w.map((x) => x.ev.event_id),
-            w.map((x) => x.c.source),
-          ],
-        )
-      }
-
-      if (stops.length > 0) {
-        // Latest Meta signal per (contact, number) wins; an equal-time stop beats a resume.
-        await tx.query(
-          `INSERT INTO platform_stops AS p (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id, updated_at)
-           SELECT DISTINCT ON (c, n) $1, c, n, s, o, e, now()
-             FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::timestamptz[], $6::uuid[]) WITH ORDINALITY AS x(c, n, s, o, e, ord)
-            ORDER BY c, n, o DESC, s DESC, ord DESC
-           ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
-              SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
-            WHERE (excluded.occurred_at, excluded.stopped) >= (p.occurred_at, p.stopped)`,
-          [
-            ctx.workspaceId,
-            stops.map((s) => s.contactId),
-            stops.map((s) => s.phoneNumberId),
-            stops.map((s) => s.stopped),
-            stops.map((s) => s.occurredAt.toISOString()),
-            stops.map((s) => s.eventId),
-          ],
-        )
-      }
     }
 
     // Standalone, a batch that lost a race (deadlock, a concurrent identical dedupe key) is retried
