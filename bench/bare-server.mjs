@@ -14,6 +14,10 @@
  *                         bench_events and upserted into bench_state in a single CTE statement
  *                         (append + projection, what the ledger does at minimum): the floor of
  *                         /users/track and the webhook.
+ *  POST /upsert-tx?reads=N  the same insert+upsert inside BEGIN ... COMMIT after N primary-key
+ *                         SELECTs on bench_kv, one round trip each: the floor of any design that
+ *                         talks to PostgreSQL N + 3 times per request, as the ledger append does
+ *                         (BEGIN, its reads, one write, COMMIT).
  */
 import Fastify from 'fastify'
 import pg from 'pg'
@@ -53,16 +57,34 @@ function keysOf(body) {
   return [[String(Math.random()), body]]
 }
 
-app.post('/upsert', async (request, reply) => {
-  const kv = keysOf(request.body)
-  await pool.query(
-    `WITH ev AS (
+const UPSERT = `WITH ev AS (
        INSERT INTO bench_events (key, body) SELECT k, b FROM unnest($1::text[], $2::jsonb[]) AS t(k, b) RETURNING id, key
      )
      INSERT INTO bench_state (key, event_id) SELECT key, id FROM ev
-     ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, n = bench_state.n + 1`,
-    [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))],
-  )
+     ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, n = bench_state.n + 1`
+
+app.post('/upsert', async (request, reply) => {
+  const kv = keysOf(request.body)
+  await pool.query(UPSERT, [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))])
+  reply.code(201)
+  return { message: 'success', processed: kv.length }
+})
+
+app.post('/upsert-tx', async (request, reply) => {
+  const kv = keysOf(request.body)
+  const reads = Number(request.query.reads ?? 3)
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    for (let i = 0; i < reads; i++) await client.query({ name: 'bare-read', text: 'SELECT id, state FROM bench_kv WHERE id = $1', values: [kv[0]?.[0] ?? ''] })
+    await client.query({ name: 'bare-upsert', text: UPSERT, values: [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))] })
+    await client.query('COMMIT')
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
   reply.code(201)
   return { message: 'success', processed: kv.length }
 })

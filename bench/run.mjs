@@ -316,8 +316,32 @@ async function trackWorkload(ctx) {
     r.targets = [target(`track (${objects} object${objects === 1 ? '' : 's'}): >= 70% of bare throughput`, `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.7)]
     if (objects === 75) r.targets.push(target('track: 75 objects >= 20,000 group changes/s', `${fmt(r.value)}/s`, r.value >= 20000))
     rows.push(r)
+    if (objects === 1) rows.push(await roundTripCeiling(ctx, objects))
   }
   return rows
+}
+
+/**
+ * Where the time of a one-object /users/track goes: the bare insert+upsert again, but inside a
+ * transaction with as many round trips as the ledger append of a new person makes (BEGIN, 3 reads,
+ * the write, COMMIT), against the same bare statement alone. Its ratio is the ceiling of any
+ * design that talks to PostgreSQL that many times per request on this machine.
+ */
+async function roundTripCeiling(ctx, objects) {
+  const READS = 3
+  const body = { method: 'POST', headers: { 'content-type': 'application/json' } }
+  const cmp = await compare({
+    service: { pid: ctx.bare.pid, opts: () => ({ url: `${ctx.bare.base}/upsert-tx?reads=${READS}`, requests: [{ ...body, setupRequest: (r) => ({ ...r, body: trackBody(ctx.group, objects) }) }] }) },
+    baseline: { pid: ctx.bare.pid, opts: () => ({ url: `${ctx.bare.base}/upsert`, requests: [{ ...body, setupRequest: (r) => ({ ...r, body: trackBody(ctx.group, objects) }) }] }) },
+  })
+  return row({
+    workload: 'track',
+    name: `ceiling: bare insert+upsert in ${READS + 3} round trips (BEGIN, ${READS} reads, write, COMMIT)`,
+    unit: 'req/s',
+    cmp,
+    baselineName: 'bare insert+upsert (1 round trip)',
+    notes: ['the round trips of a one-object /users/track for a new person, with no work in them: the ceiling of the track and webhook ratios (RSS is the bare server)'],
+  })
 }
 
 function stopWebhook(n) {
