@@ -107,38 +107,54 @@ export function createCheckService(sql: Sql) {
     // Platform stops only matter for WhatsApp marketing groups; otherwise the query skips them.
     const needStops = groups.some((g) => g.channel === 'whatsapp' && g.category === 'marketing')
     const groupIds = groups.map((g) => g.id)
-    // One row per (identifier, state of a checked group); identifiers without a contact are absent.
+    // One row per (identifier, state of a checked group), plus one per platform stop of a found
+    // contact; identifiers without a contact are absent. occurred_at comes formatted as
+    // Date#toISOString() would (ms precision, as stored), so 10,000 rows cost no Date objects.
     // One identifier (GET, the pre-send hot path) takes a plain two-index lookup; a batch joins
-    // unnest() of the identifiers. Flat rows, no json_agg: measured ~4x cheaper than the nested form.
-    type Row = { ord: number; contact_id: string; g: string | null; state: string | null; occurred_at: Date | null; event_id: string | null; stopped: string[] | null }
+    // unnest() of the identifiers once (MATERIALIZED) and appends the stops of the contacts it found
+    // as rows: a join the planner can hash, where a correlated subquery per identifier cost as much
+    // as the rest of a 10,000-identifier check (measured: 63 ms vs 35 ms of execution).
+    // Flat rows, no json_agg: measured ~4x cheaper than the nested form.
+    type Row = { ord: number; g: string | null; state: string | null; occurred_at: string | null; event_id: string | null; stop: string | null }
     const rows =
       values.length === 1
         ? await sql.query<Row>(
-            `SELECT 1 AS ord, i.contact_id, s.subscription_group_id AS g, s.state, s.occurred_at, s.event_id,
-                    CASE WHEN $5::bool THEN (SELECT array_agg(p.phone_number_id) FROM platform_stops p
-                                             WHERE p.workspace_id = $1 AND p.contact_id = i.contact_id AND p.stopped) END AS stopped
+            `SELECT 1 AS ord, s.subscription_group_id AS g, s.state,
+                    to_char(s.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS occurred_at, s.event_id, NULL AS stop
                FROM identities i
                LEFT JOIN consent_state s ON s.workspace_id = $1 AND s.contact_id = i.contact_id AND s.subscription_group_id = ANY($4::uuid[])
-              WHERE i.workspace_id = $1 AND i.type = $2 AND i.value = $3`,
+              WHERE i.workspace_id = $1 AND i.type = $2 AND i.value = $3
+             UNION ALL
+             SELECT 1, NULL, NULL, NULL, NULL, p.phone_number_id
+               FROM identities i
+               JOIN platform_stops p ON p.workspace_id = $1 AND p.contact_id = i.contact_id AND p.stopped
+              WHERE $5::bool AND i.workspace_id = $1 AND i.type = $2 AND i.value = $3`,
             [workspaceId, types[0], values[0], groupIds, needStops],
             'consent-check-one',
           )
         : await sql.query<Row>(
-            `SELECT q.ord::int AS ord, i.contact_id, s.subscription_group_id AS g, s.state, s.occurred_at, s.event_id,
-                    CASE WHEN $5::bool THEN (SELECT array_agg(p.phone_number_id) FROM platform_stops p
-                                             WHERE p.workspace_id = $1 AND p.contact_id = i.contact_id AND p.stopped) END AS stopped
-               FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(type, value, ord)
-               JOIN identities i ON i.workspace_id = $1 AND i.type = q.type AND i.value = q.value
-               LEFT JOIN consent_state s ON s.workspace_id = $1 AND s.contact_id = i.contact_id AND s.subscription_group_id = ANY($4::uuid[])`,
+            `WITH m AS MATERIALIZED (
+               SELECT q.ord, i.contact_id
+                 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(type, value, ord)
+                 JOIN identities i ON i.workspace_id = $1 AND i.type = q.type AND i.value = q.value)
+             SELECT m.ord::int AS ord, s.subscription_group_id AS g, s.state,
+                    to_char(s.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS occurred_at, s.event_id, NULL AS stop
+               FROM m
+               LEFT JOIN consent_state s ON s.workspace_id = $1 AND s.contact_id = m.contact_id AND s.subscription_group_id = ANY($4::uuid[])
+             UNION ALL
+             SELECT m.ord::int, NULL, NULL, NULL, NULL, p.phone_number_id
+               FROM m JOIN platform_stops p ON p.workspace_id = $1 AND p.contact_id = m.contact_id AND p.stopped
+              WHERE $5::bool`,
             [workspaceId, types, values, groupIds, needStops],
             'consent-check',
           )
-    const byOrd = new Map<number, { states: { g: string; s: string; o: Date; e: string }[]; stopped: string[] | null }>()
+    const byOrd = new Map<number, { states: { g: string; s: string; o: string; e: string }[]; stopped: string[] | null }>()
     for (const r of rows) {
       const k = Number(r.ord) - 1
       let e = byOrd.get(k)
-      if (!e) byOrd.set(k, (e = { states: [], stopped: r.stopped }))
-      if (r.g !== null) e.states.push({ g: r.g, s: r.state!, o: r.occurred_at!, e: r.event_id! })
+      if (!e) byOrd.set(k, (e = { states: [], stopped: null }))
+      if (r.stop !== null) (e.stopped ??= []).push(r.stop)
+      else if (r.g !== null) e.states.push({ g: r.g, s: r.state!, o: r.occurred_at!, e: r.event_id! })
     }
 
     return identifiers.map((ident, k) => {
@@ -166,7 +182,7 @@ export function createCheckService(sql: Sql) {
           state,
           reason,
           subscription_group_id: g.id,
-          occurred_at: st ? new Date(st.o).toISOString() : null,
+          occurred_at: st ? st.o : null,
           event_id: st?.e ?? null,
         }
         if (!answer) answer = r
