@@ -313,8 +313,11 @@ async function trackWorkload(ctx) {
     const ok = events >= acked * objects && events <= sent * objects
     const name = objects === 1 ? 'POST /users/track (1 object, 1 group)' : `POST /users/track (${objects} objects)`
     const r = row({ workload: 'track', name, unit: objects === 1 ? 'req/s' : 'changes/s', per: objects, cmp, baselineName: 'bare insert+upsert', notes: [`ledger: ${fmt(events)} events for ${fmt(acked * objects)} acknowledged objects (${fmt(sent * objects)} sent)${ok ? '' : ' — MISMATCH'}`] })
-    r.targets = [target(`track (${objects} object${objects === 1 ? '' : 's'}): >= 70% of bare throughput`, `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.7)]
-    if (objects === 75) r.targets.push(target('track: 75 objects >= 20,000 group changes/s', `${fmt(r.value)}/s`, r.value >= 20000))
+    // The issue's targets: one object >= 70% of the bare route; 75 objects >= 20,000 changes/s.
+    r.targets =
+      objects === 1
+        ? [target('track (1 object): >= 70% of bare throughput', `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.7)]
+        : [target(`track: ${objects} objects >= 20,000 group changes/s`, `${fmt(r.value)}/s`, r.value >= 20000)]
     rows.push(r)
     if (objects === 1) rows.push(await roundTripCeiling(ctx, objects))
   }
