@@ -35,6 +35,12 @@
  *    of raw COPY in the same run: one append writes 5 rows in 5 tables and 10 B-tree entries (plus
  *    locks and the hash chain) where COPY writes one unindexed row, so 20% of raw COPY cannot be
  *    reached by this data model, whatever the application code does.
+ *  - 2026-12-01, quiet machine (load 1-2), after the append went to 6 round trips with one write
+ *    statement: 1,000,000 rows 8,075 rows/s end to end (processing 8,779 rows/s: the ceiling
+ *    above) = 1.1% of raw COPY (761k rows/s on the idle machine); peak RSS 279 MB (bench/results).
+ *    A 1,009 MiB file (BENCH_TEXT_BYTES=920 BENCH_EXTRA_COLUMNS=4, 1,000,000 rows): upload
+ *    27.8k rows/s (28 MiB/s), processing 7,713 rows/s, end to end 6,025 rows/s; RSS peak 188 MB
+ *    during the upload, 296 MB during processing, VmHWM 297 MB (limit 300 MB).
  */
 import pg from 'pg'
 import { spawn } from 'node:child_process'
