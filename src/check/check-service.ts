@@ -146,33 +146,51 @@ export function createCheckService(sql: Sql) {
             [workspaceId, types, values, groupIds, needStops],
             'consent-check',
           )
-    const byOrd = new Map<number, { states: { g: string; s: string; o: string; e: string }[]; stopped: string[] | null }>()
+    // Per identifier (array index = input position): its state rows and its stopped numbers.
+    // Plain arrays and the driver's own row objects: a 10,000-identifier answer is GC-bound.
+    const statesOf: (Row[] | undefined)[] = new Array(identifiers.length)
+    const stoppedOf: (string[] | undefined)[] = new Array(identifiers.length)
     for (const r of rows) {
       const k = Number(r.ord) - 1
-      let e = byOrd.get(k)
-      if (!e) byOrd.set(k, (e = { states: [], stopped: r.stopped ?? null }))
-      if (r.stop !== null) (e.stopped ??= []).push(r.stop)
-      else if (r.g !== null) e.states.push({ g: r.g, s: r.state!, o: r.occurred_at!, e: r.event_id! })
+      if (r.stop !== null) (stoppedOf[k] ??= []).push(r.stop)
+      else if (r.stopped) stoppedOf[k] = r.stopped
+      if (r.g !== null) (statesOf[k] ??= []).push(r)
     }
 
     return identifiers.map((ident, k) => {
-      const row = byOrd.get(k)
+      const states = statesOf[k]
+      const stopped = stoppedOf[k]
       let answer: CheckResult | undefined
       for (const g of groups) {
-        const st = row?.states?.find((s) => s.g === g.id)
-        const state = (st?.s ?? 'unknown') as CheckResult['state']
+        let st: Row | undefined
+        if (states)
+          for (const s of states)
+            if (s.g === g.id) {
+              st = s
+              break
+            }
+        const state = (st?.state ?? 'unknown') as CheckResult['state']
         const number = target.phone_number_id ?? g.phone_number_id
         const platformStopped =
-          g.channel === 'whatsapp' &&
-          g.category === 'marketing' &&
-          !!row?.stopped?.some((n) => number === null || n === number)
+          stopped !== undefined && g.channel === 'whatsapp' && g.category === 'marketing' && stopped.some((n) => number === null || n === number)
         let allowed: boolean
         let reason: Reason
-        if (platformStopped) [allowed, reason] = [false, 'platform_stopped']
-        else if (state === 'subscribed') [allowed, reason] = [true, 'subscribed']
-        else if (state === 'unsubscribed') [allowed, reason] = [false, 'opted_out']
-        else if (g.requires_opt_in) [allowed, reason] = [false, 'not_opted_in']
-        else [allowed, reason] = [true, 'opt_in_not_required']
+        if (platformStopped) {
+          allowed = false
+          reason = 'platform_stopped'
+        } else if (state === 'subscribed') {
+          allowed = true
+          reason = 'subscribed'
+        } else if (state === 'unsubscribed') {
+          allowed = false
+          reason = 'opted_out'
+        } else if (g.requires_opt_in) {
+          allowed = false
+          reason = 'not_opted_in'
+        } else {
+          allowed = true
+          reason = 'opt_in_not_required'
+        }
         const r: CheckResult = {
           identifier: ident.value,
           identifier_type: ident.type,
@@ -180,8 +198,8 @@ export function createCheckService(sql: Sql) {
           state,
           reason,
           subscription_group_id: g.id,
-          occurred_at: st ? st.o : null,
-          event_id: st?.e ?? null,
+          occurred_at: st ? st.occurred_at : null,
+          event_id: st ? st.event_id : null,
         }
         if (!answer) answer = r
         if (!allowed) {
