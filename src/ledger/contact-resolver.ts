@@ -6,9 +6,9 @@
  *   contact named by the request (its external_id, else its first identity);
  * - merges and moves are returned as ledger events (source `merge`); nothing is rewritten.
  *
- * Concurrency: every identity value of the batch is locked with a transaction-scoped advisory lock
- * (sorted, so two batches never deadlock) before it is looked up, so two requests that see the same
- * new phone create one contact. The common case (no conflicts) costs a constant number of
+ * Concurrency: every identity value of the batch is locked (through one of 256 hashed
+ * transaction-scoped advisory locks, taken sorted so two batches never deadlock) before it is
+ * looked up, so two requests that see the same new phone create one contact. The common case (no conflicts) costs a constant number of
  * statements per batch; merges and moves are rare and take a few statements each.
  */
 import { uuidv7 } from './uuid7.js'
@@ -40,43 +40,23 @@ export interface Resolution {
   /** Contacts merged away. */
   absorbed: string[]
   /**
-   * New contacts and identities, written by the caller with `flushPending` once it knows each new
-   * contact's chain head, so a new contact costs one INSERT and no UPDATE. (A merge or move writes
-   * them earlier, because it needs them in the database.)
+   * New contacts and identities, written by the ledger's write statement once it knows each new
+   * contact's chain head, so a new contact costs one INSERT and no UPDATE (`flushPending` when the
+   * append writes no event; a merge or move writes them earlier, because it needs them in the
+   * database).
    */
   pending: Pending
 }
 
 /**
- * Write pending contacts (with their chain heads and initial attributes) and identities: two
- * statements. Attributes written here are removed from `attributes` (the caller writes the rest
- * on contacts that already exist).
+ * Write pending contacts (empty chains, no attributes) and identities now: two statements. For a
+ * merge or move, and for an append that writes no event.
  */
-export async function flushPending(
-  sql: Sql,
-  workspaceId: string,
-  pending: Pending,
-  heads: Map<string, { hash: string; length: number }> = new Map(),
-  attributes: Map<string, Record<string, string>> = new Map(),
-): Promise<void> {
+export async function flushPending(sql: Sql, workspaceId: string, pending: Pending): Promise<void> {
   if (pending.contacts.length > 0) {
-    const ids = pending.contacts.splice(0)
-    const attrs = ids.map((id) => {
-      const a = attributes.get(id)
-      if (!a) return null
-      attributes.delete(id)
-      return JSON.stringify(a)
-    })
     await sql.query(
-      `INSERT INTO contacts (workspace_id, id, chain_head, chain_length, attributes)
-       SELECT $1, x.id, x.h, x.n, COALESCE(x.a::jsonb, '{}'::jsonb) FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[]) AS x(id, h, n, a)`,
-      [
-        workspaceId,
-        ids,
-        ids.map((id) => (heads.get(id)?.length ? heads.get(id)!.hash : null)),
-        ids.map((id) => heads.get(id)?.length ?? 0),
-        attrs,
-      ],
+      `INSERT INTO contacts (workspace_id, id, chain_head, chain_length, attributes) SELECT $1, id, NULL, 0, '{}'::jsonb FROM unnest($2::uuid[]) AS x(id)`,
+      [workspaceId, pending.contacts.splice(0)],
     )
   }
   if (pending.identities.length > 0) {
@@ -96,9 +76,21 @@ export function identityLockKeys(workspaceId: string, ids: Identity[]): string[]
   return [...new Set(ids.map((i) => `${workspaceId}:${i.type}:${i.value}`))]
 }
 
-/** SQL (one scalar subquery) that takes the locks of $n's keys in sorted order, so two batches never deadlock. */
+/**
+ * Identity keys hash into this many advisory locks. One lock per identity made a 10,000-item batch
+ * take 10,000 locks, and a few such batches at once exhausted PostgreSQL's shared lock table
+ * (max_locks_per_transaction x max_connections, 6,400 by default): "out of shared memory", a 500
+ * (reproduced with 6 concurrent 10,000-event POST /consent/events). Buckets bound it to 256 per
+ * transaction; two requests for different identities share a bucket 1 time in 256 and then merely
+ * wait for each other's commit.
+ */
+const IDENTITY_LOCK_BUCKETS = 256
+/** Advisory-lock class of the identity buckets (the two-int form: apart from every bigint key). */
+const IDENTITY_LOCK_CLASS = 727101
+
+/** SQL (one scalar subquery) that takes the buckets of $n's keys in sorted order, so two batches never deadlock. */
 export const lockIdentitiesSql = (param: string) =>
-  `(SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest(${param}::text[]) AS x ORDER BY 1) s)`
+  `(SELECT count(pg_advisory_xact_lock(${IDENTITY_LOCK_CLASS}, b)) FROM (SELECT DISTINCT (hashtextextended(x, 0) & ${IDENTITY_LOCK_BUCKETS - 1})::int AS b FROM unnest(${param}::text[]) AS x ORDER BY 1) s)`
 
 export async function lockIdentities(sql: Sql, workspaceId: string, ids: Identity[]): Promise<void> {
   if (ids.length === 0) return

@@ -421,7 +421,8 @@ export function createLedger(hooks: LedgerHooks = {}) {
         results[c.index] = { status: 'applied', event_id: ev.event_id, contact_id: contactId, changed: wouldWin && cur?.state !== c.state }
       }
       if (events.length === 0) {
-        await flushPending(tx, ctx.workspaceId, resolution.pending, head, attrs)
+        // Nothing applied: no chain head and no attributes to write with the new contacts.
+        await flushPending(tx, ctx.workspaceId, resolution.pending)
         return
       }
 
