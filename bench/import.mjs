@@ -18,6 +18,7 @@
  *  BENCH_EXTRA_COLUMNS  extra (attribute) columns per row (default 1)
  *  BENCH_SKIP_BASELINE  1: no raw COPY
  *  BENCH_FILE           reuse/keep this CSV path instead of a temporary file
+ *  BENCH_SERVER_NODE_ARGS  node flags for the service (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
  *
  * Where the time goes (2-core machine shared with other work, 2026-11-30; numbers move ±50% with
  * the load, compare ratios within one run):
@@ -122,9 +123,55 @@ async function rawCopy() {
     const t0 = process.hrtime.bigint()
     await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), c.query(copyStreams.from(`COPY bare FROM STDIN WITH (FORMAT csv, HEADER true)`)))
     const s = Number(process.hrtime.bigint() - t0) / 1e9
-    await c.query('DROP TABLE bare')
+    // Kept for ledgerWriteCeiling(), which reads it.
     return s
   } finally {
+    await c.end()
+  }
+}
+
+/**
+ * The ceiling of any import into this data model, measured in the same run: the rows one import
+ * row becomes (a contact, an identity, an exactly-once key, an event, the projection row), written
+ * straight from the raw COPY's table by five set-based INSERT ... SELECT in one transaction into
+ * copies of the ledger's tables WITH their indexes (the B-tree entries every append must make) and
+ * nothing else: no validation, no phone parsing, no lookups of existing people, no locks, no
+ * reference triggers, no hash computation (md5 stand-ins), time-ordered ids like uuidv7's. Whatever
+ * the application does, an import cannot beat this.
+ */
+async function ledgerWriteCeiling() {
+  const c = new pg.Client({ connectionString: dbUrl.toString() })
+  await c.connect()
+  const tables = { contacts: 'w_contacts', identities: 'w_identities', ledger_dedupe: 'w_dedupe', consent_events: 'w_events', consent_state: 'w_state' }
+  try {
+    const cols = (await c.query(`SELECT attname FROM pg_attribute WHERE attrelid = 'bare'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`)).rows.map((r) => r.attname)
+    const attrs = cols.filter((h) => h.startsWith('attr_'))
+    const attrJson = attrs.length ? `jsonb_build_object(${attrs.map((a) => `'${a}', "${a}"`).join(', ')})` : `'{}'::jsonb`
+    await c.query(`CREATE TABLE w_src AS SELECT row_number() OVER () AS i, * FROM bare`)
+    await c.query('DROP TABLE bare')
+    for (const [from, to] of Object.entries(tables)) await c.query(`CREATE TABLE ${to} (LIKE ${from} INCLUDING DEFAULTS INCLUDING INDEXES)`)
+    await c.query('VACUUM ANALYZE w_src')
+    const ws = `'0190aaaa-0000-7000-8000-000000000001'::uuid`
+    const id = (prefix) => `('${prefix}-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid`
+    const hash = `md5(phone || i) || md5(occurred_at || i)`
+    const t0 = process.hrtime.bigint()
+    await c.query('BEGIN')
+    await c.query(`INSERT INTO w_contacts (workspace_id, id, attributes, chain_head, chain_length) SELECT ${ws}, ${id('0190cccc')}, ${attrJson}, ${hash}, 1 FROM w_src`)
+    await c.query(`INSERT INTO w_identities (workspace_id, type, value, contact_id) SELECT ${ws}, 'phone', phone, ${id('0190cccc')} FROM w_src`)
+    await c.query(`INSERT INTO w_dedupe (workspace_id, key, event_id) SELECT ${ws}, 'import:bench:' || i, ${id('0190eeee')} FROM w_src`)
+    await c.query(
+      `INSERT INTO w_events (workspace_id, id, event_id, contact_id, subscription_group_id, state, occurred_at, recorded_at, source, method, evidence, identity_type, identity_value, actor, prev_hash, hash)
+       SELECT ${ws}, i, ${id('0190eeee')}, ${id('0190cccc')}, subscription_group_id::uuid, subscription_state, occurred_at::timestamptz, now(), 'import', method,
+              jsonb_build_object('consent_text', consent_text), 'phone', phone, 'import:bench', md5(i::text) || md5(phone), ${hash} FROM w_src`,
+    )
+    await c.query(
+      `INSERT INTO w_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
+       SELECT ${ws}, ${id('0190cccc')}, subscription_group_id::uuid, subscription_state, occurred_at::timestamptz, i, ${id('0190eeee')}, 'import' FROM w_src`,
+    )
+    await c.query('COMMIT')
+    return Number(process.hrtime.bigint() - t0) / 1e9
+  } finally {
+    await c.query(`DROP TABLE IF EXISTS w_src, bare, ${Object.values(tables).join(', ')}`).catch(() => {})
     await c.end()
   }
 }
@@ -146,7 +193,7 @@ async function main() {
   try {
     await migratePostgres(dbUrl.toString())
     const port = await freePort()
-    child = spawn(process.execPath, [join(root, 'dist/src/cli.js'), 'serve'], {
+    child = spawn(process.execPath, [...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), join(root, 'dist/src/cli.js'), 'serve'], {
       cwd: root,
       // debug: the worker logs each batch's timings ('import batch'), summed below.
       env: { ...process.env, DATABASE_URL: dbUrl.toString(), CONSENT_ADMIN_KEY: KEY, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'debug', RATE_LIMIT_MAX: '100000000' },
@@ -186,9 +233,12 @@ async function main() {
     console.log(`generated ${fmt(ROWS)} rows, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${(Number(process.hrtime.bigint() - tg) / 1e9).toFixed(1)} s: ${file}`)
 
     let copyS = null
+    let ceilingS = null
     if (process.env.BENCH_SKIP_BASELINE !== '1') {
       copyS = await rawCopy()
       console.log(`baseline raw COPY: ${copyS.toFixed(2)} s, ${fmt(ROWS / copyS)} rows/s`)
+      ceilingS = await ledgerWriteCeiling()
+      console.log(`ceiling: the ledger's rows alone (5 set-based INSERT ... SELECT with the ledger's indexes, nothing else): ${ceilingS.toFixed(2)} s, ${fmt(ROWS / ceilingS)} rows/s = ${((copyS / ceilingS) * 100).toFixed(1)}% of raw COPY`)
     }
 
     // Memory sampler.

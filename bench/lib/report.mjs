@@ -103,6 +103,7 @@ export function parseImportOutput(text) {
   const status = /import (completed|failed): applied ([\d,]+), rejected ([\d,]+), duplicate ([\d,]+) of ([\d,]+)/.exec(text)
   const upload = /upload: parse \+ COPY to staging \+ commit \|\s*([\d,]+) rows\/s/.exec(text)
   const processing = /processing: batches through ledger.append \|\s*([\d,]+) rows\/s/.exec(text)
+  const ceiling = /ceiling: the ledger's rows alone[^:]*: ([\d.]+) s, ([\d,]+) rows\/s/.exec(text)
   if (!e2e) return null
   return {
     endToEndRowsPerS: num(e2e[1]),
@@ -111,6 +112,8 @@ export function parseImportOutput(text) {
     copyS: copy ? Number(copy[1]) : null,
     uploadRowsPerS: upload ? num(upload[1]) : null,
     processingRowsPerS: processing ? num(processing[1]) : null,
+    ceilingRowsPerS: ceiling ? num(ceiling[2]) : null,
+    ceilingS: ceiling ? Number(ceiling[1]) : null,
     rss: mem ? { idle: Number(mem[1]), uploadPeak: Number(mem[2]), processingPeak: Number(mem[3]), hwm: Number(mem[4]) } : null,
     status: status ? { status: status[1], applied: num(status[2]), rejected: num(status[3]), duplicate: num(status[4]), total: num(status[5]) } : null,
   }

@@ -98,6 +98,13 @@ t.test('10,000 identifiers come back correct and in input order', async (t) => {
     const w = await ta.app.inject({ method: 'POST', url: '/consent/events', headers: ta.root, payload: { events: events.slice(i, i + 5000) } })
     t.equal(w.statusCode, 200)
   }
+  // A platform stop for one person: its row comes from the stops part of the query, in whichever
+  // chunk of the batch (src/check/check-service.ts) the person falls.
+  const stopped = 9_998
+  await ta.app.ledger.append(ta.app.database.sql, { workspaceId: DEFAULT_WORKSPACE_ID, actor: 'test' }, [
+    { identities: [{ type: 'phone', value: phone(stopped) }], subscriptionGroupId: g, state: 'unsubscribed', source: 'meta_user_preferences', occurredAt: '2026-01-03T00:00:00Z', platformStop: { action: 'stop', phoneNumberId: 'PN9' } },
+    { identities: [{ type: 'phone', value: phone(stopped) }], subscriptionGroupId: g, state: 'subscribed', source: 'inbound_keyword', occurredAt: '2026-01-04T00:00:00Z' },
+  ])
   // Input in a shuffled order (deterministic), so "input order" is not the storage order.
   const order = Array.from({ length: 10_000 }, (_, i) => (i * 7919) % 10_000)
   const r = await ta.app.inject({ method: 'POST', url: '/consent/check', headers: ta.root, payload: { subscription_group_id: g, phones: order.map(phone) } })
@@ -107,10 +114,14 @@ t.test('10,000 identifiers come back correct and in input order', async (t) => {
   let wrong = 0
   results.forEach((x, i) => {
     const n = order[i]!
+    if (n === stopped) return
     const expected = n % 5 === 0 ? 'unsubscribed' : n % 3 === 0 ? 'subscribed' : 'unknown'
     if (x.identifier !== phone(n) || x.state !== expected || x.allowed !== (expected === 'subscribed')) wrong++
   })
   t.equal(wrong, 0, 'every result matches its identifier, in input order')
+  const at = order.indexOf(stopped)
+  t.ok(at > 2_500, 'the stopped person is past the first chunk')
+  t.match(results[at], { identifier: phone(stopped), state: 'subscribed', allowed: false, reason: 'platform_stopped' })
   const tooMany = await ta.app.inject({ method: 'POST', url: '/consent/check', headers: ta.root, payload: { subscription_group_id: g, phones: order.map(phone), external_ids: ['x'] } })
   t.equal(tooMany.statusCode, 400)
   t.equal(tooMany.json().code, 'too_many_identifiers')
