@@ -27,7 +27,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { migratePostgres } from '../dist/src/db/migrate.js'
-import { adminQuery, cleanup, createDatabase, dropDatabase, freePort, installCleanup, load, memOf, rssSampler, spawnNode, stopChild, waitHttp } from './lib/harness.mjs'
+import { adminQuery, cleanup, createDatabase, dropDatabase, freePort, installCleanup, load, memOf, rssSampler, cpuMeter, spawnNode, stopChild, waitHttp } from './lib/harness.mjs'
 import { describeMachine, parseImportOutput, toMarkdown } from './lib/report.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -147,12 +147,13 @@ async function withDb(url, fn) {
 async function compare({ service, baseline, connections = CONNECTIONS }) {
   const run = async (side, duration) => {
     const sampler = side.pid ? rssSampler(side.pid) : null
+    const meter = side.pid ? cpuMeter(side.pid) : null
     const r = await load({ ...side.opts(), connections, duration })
     const mem = sampler?.stop()
     // e.g. the webhook: wait until what was acknowledged is processed, so a backlog does not run
-    // during the other side's measurement; its time is reported.
+    // during the other side's measurement; its time is reported (and its CPU counted).
     const settleMs = side.settle ? await side.settle() : 0
-    return { ...r, mem, settleMs }
+    return { ...r, mem, settleMs, cpu: meter?.stop(r.requests) ?? null }
   }
   if (WARMUP > 0) {
     await run(baseline, WARMUP)
@@ -178,15 +179,38 @@ async function compare({ service, baseline, connections = CONNECTIONS }) {
       secs,
       rounds: rs.map(({ mem, statusCodes, ...r }) => ({ ...r, rssPeak: mem?.peak })),
       rss: rs[0]?.mem ? { peak: Math.max(...rs.map((r) => r.mem.peak)), hwm: rs.at(-1).mem.hwm, end: rs.at(-1).mem.rss } : null,
+      cpu: rs[0]?.cpu ? cpuMean(rs) : null,
     }
   }
   return { service: agg(runs.service), baseline: agg(runs.baseline), connections }
+}
+
+/** CPU ms per request over several runs, weighted by their requests. */
+function cpuMean(rs) {
+  const out = {}
+  for (const k of ['server', 'postgres', 'generator']) {
+    let sum = 0
+    let n = 0
+    for (const r of rs) if (r.cpu?.[k] != null) (sum += r.cpu[k] * r.requests), (n += r.requests)
+    out[k] = n > 0 ? sum / n : null
+  }
+  return out
+}
+
+const ms2 = (x) => (x == null ? '?' : x.toFixed(x < 1 ? 3 : 2))
+/** "CPU ms/request: ..." for a row's notes: where a request's time goes, on both sides. */
+function cpuNote(s, b) {
+  if (!s.cpu || !b.cpu) return null
+  const side = (c) => `server ${ms2(c.server)} + PostgreSQL ${ms2(c.postgres)} + load generator ${ms2(c.generator)}`
+  return `CPU ms per request: service ${side(s.cpu)}; baseline ${side(b.cpu)}`
 }
 
 function row({ workload, name, unit, per = 1, cmp, baselineName, targets = [], notes = [] }) {
   const s = cmp.service
   const b = cmp.baseline
   const n = [...notes]
+  const cpu = cpuNote(s, b)
+  if (cpu) n.push(cpu)
   if (cmp.connections !== CONNECTIONS) n.unshift(`${cmp.connections} connection${cmp.connections === 1 ? '' : 's'}`)
   if (s.non2xx || s.errors) n.push(`service: ${s.non2xx} non-2xx, ${s.errors} errors`)
   if (b.non2xx || b.errors) n.push(`baseline: ${b.non2xx} non-2xx, ${b.errors} errors`)
@@ -539,6 +563,9 @@ async function seedSynthetic(url, events) {
     await c.query(`SET session_replication_role = origin`)
     await c.query(`VACUUM ANALYZE contacts, identities, consent_state, subscription_groups, platform_stops, workspaces, workspace_settings`)
     await c.query(`ANALYZE`)
+    // A server in steady state has written its dirty pages out: without this, the measured runs
+    // would pay for the bulk load's write-back as the buffer pool evicts them.
+    await c.query(`CHECKPOINT`)
     const size = (await c.query(`SELECT pg_size_pretty(pg_database_size(current_database())) AS s`)).rows[0].s
     log(`synthetic ledger: ${fmt(contacts * rounds)} events, ${fmt(contacts)} contacts; rows in ${loadedS.toFixed(0)} s, indexed + analysed in ${((Date.now() - t0) / 1000 - loadedS).toFixed(0)} s; database ${size}`)
   })

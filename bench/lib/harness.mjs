@@ -7,7 +7,7 @@ import pg from 'pg'
 import net from 'node:net'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -122,6 +122,56 @@ export function memOf(pid) {
     return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 }
   } catch {
     return null
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (null when gone). */
+export function cpuOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK
+  } catch {
+    return null
+  }
+}
+const CLK_TCK = 100
+
+/**
+ * CPU seconds used so far by PostgreSQL: every live server process (backends, WAL writer, ...) plus
+ * what the postmaster's exited children used (its cutime/cstime), so a connection that closes
+ * mid-run keeps its share.
+ */
+export function postgresCpu() {
+  const procs = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const close = s.lastIndexOf(')')
+      if (!s.slice(s.indexOf('(') + 1, close).startsWith('postgres')) continue
+      const f = s.slice(close + 2).split(' ')
+      procs.push({ pid: Number(d), ppid: Number(f[1]), own: (Number(f[11]) + Number(f[12])) / CLK_TCK, children: (Number(f[13]) + Number(f[14])) / CLK_TCK })
+    } catch {}
+  }
+  const pids = new Set(procs.map((p) => p.pid))
+  return procs.reduce((a, p) => a + p.own + (pids.has(p.ppid) ? 0 : p.children), 0)
+}
+
+/**
+ * CPU used during one measured run, per request in ms: the service (or bare server) process, all
+ * of PostgreSQL, and this process (autocannon, the load generator). On a shared 2-core machine
+ * this says where a request's time goes.
+ */
+export function cpuMeter(pid) {
+  const start = { svc: cpuOf(pid), pg: postgresCpu(), gen: process.cpuUsage() }
+  return {
+    stop(requests) {
+      const gen = process.cpuUsage(start.gen)
+      const per = (s) => (requests > 0 ? (s * 1000) / requests : null)
+      const svc = cpuOf(pid)
+      return { server: svc == null || start.svc == null ? null : per(svc - start.svc), postgres: per(postgresCpu() - start.pg), generator: per((gen.user + gen.system) / 1e6) }
+    },
   }
 }
 
