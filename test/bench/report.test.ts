@@ -52,6 +52,7 @@ t.test('toMarkdown: one table row per measurement, then the targets', async (t) 
 t.test('parseImportOutput reads bench/import.mjs', async (t) => {
   const text = [
     'baseline raw COPY: 2.50 s, 400,000 rows/s',
+    "ceiling: the ledger's rows alone (5 set-based INSERT ... SELECT with the ledger's indexes, nothing else): 25.00 s, 40,000 rows/s = 10.0% of raw COPY",
     'import completed: applied 999,000, rejected 1,000, duplicate 0 of 1,000,000',
     'import end to end (upload to completed) | 50,000 rows/s (20.0 s) | raw COPY 400,000 rows/s | 12.5% of raw COPY',
     'upload: parse + COPY to staging + commit | 200,000 rows/s (5.0 s) | raw COPY 400,000 rows/s | 50.0% of raw COPY',
@@ -65,6 +66,8 @@ t.test('parseImportOutput reads bench/import.mjs', async (t) => {
     copyS: 2.5,
     uploadRowsPerS: 200000,
     processingRowsPerS: 66667,
+    ceilingRowsPerS: 40000,
+    ceilingS: 25,
     rss: { idle: 130, uploadPeak: 136, processingPeak: 244, hwm: 245 },
     status: { status: 'completed', applied: 999000, rejected: 1000, duplicate: 0, total: 1000000 },
   })
