@@ -42,6 +42,16 @@
  *    A 1,009 MiB file (BENCH_TEXT_BYTES=920 BENCH_EXTRA_COLUMNS=4, 1,000,000 rows): upload
  *    27.8k rows/s (28 MiB/s), processing 7,713 rows/s, end to end 6,025 rows/s; RSS peak 188 MB
  *    during the upload, 296 MB during processing, VmHWM 297 MB (limit 300 MB).
+ *  - The ceiling, measured in every run since 2026-12-01 (ledgerWriteCeiling below): the rows of an
+ *    import written straight into copies of the ledger's five tables with their indexes, set-based,
+ *    nothing else, reach 34-37k rows/s = 6.3-6.7% of the raw COPY of the same file (536-554k rows/s
+ *    in those runs). 20% of raw COPY is ~3x beyond what PostgreSQL can write for this data model.
+ *    Processing runs at ~10k rows/s; a CPU profile of the service over a 200,000-row import
+ *    (BENCH_SERVER_NODE_ARGS='--cpu-prof ...') puts ~14 s of the 24.5 s of processing in node
+ *    (libphonenumber validation ~1.9 s, pg's parameter encoding ~2.6 s, the hash chain ~1.4 s,
+ *    garbage collection ~3.3 s) and the rest in PostgreSQL, one after the other: a batch's
+ *    statements depend on its own reads, and concurrent batches would queue on the identities'
+ *    bucket locks that every big batch takes.
  */
 import pg from 'pg'
 import { spawn } from 'node:child_process'
