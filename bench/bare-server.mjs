@@ -14,6 +14,11 @@
  *                         bench_events and upserted into bench_state in a single CTE statement
  *                         (append + projection, what the ledger does at minimum): the floor of
  *                         /users/track and the webhook.
+ *  POST /ledger-rows <json>  the rows the ledger writes for the body's Braze objects (new people): a
+ *                         contact, an identity, an event and a projection row each, in ONE
+ *                         statement, into copies of the ledger's tables WITH their indexes (no
+ *                         reads, locks, triggers or hashing): the floor of any append in this
+ *                         data model.
  *  POST /upsert-tx?reads=N  the same insert+upsert inside BEGIN ... COMMIT after N primary-key
  *                         SELECTs on bench_kv, one round trip each: the floor of any design that
  *                         talks to PostgreSQL N + 3 times per request, as the ledger append does
@@ -21,11 +26,20 @@
  */
 import Fastify from 'fastify'
 import pg from 'pg'
+import crypto from 'node:crypto'
+
+/** The service's default workspace (src/auth/api-keys.ts). */
+const WORKSPACE = '00000000-0000-4000-8000-000000000001'
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 20) })
 await pool.query(`CREATE TABLE IF NOT EXISTS bench_kv (id text PRIMARY KEY, state text NOT NULL, occurred_at timestamptz NOT NULL, event_id uuid NOT NULL)`)
 await pool.query(`CREATE TABLE IF NOT EXISTS bench_events (id bigserial PRIMARY KEY, key text NOT NULL, body jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`)
 await pool.query(`CREATE TABLE IF NOT EXISTS bench_state (key text PRIMARY KEY, event_id bigint NOT NULL, n int NOT NULL DEFAULT 1)`)
+
+// Copies of the ledger's tables (the service's migrations ran on this database), indexes included.
+const LEDGER_COPIES = { contacts: 'bare_contacts', identities: 'bare_identities', consent_events: 'bare_events', consent_state: 'bare_state' }
+const ledgerTables = (await pool.query(`SELECT to_regclass('consent_state') IS NOT NULL AS ok`)).rows[0].ok
+if (ledgerTables) for (const [from, to] of Object.entries(LEDGER_COPIES)) await pool.query(`CREATE TABLE IF NOT EXISTS ${to} (LIKE ${from} INCLUDING DEFAULTS INCLUDING INDEXES)`)
 
 const app = Fastify({ bodyLimit: 3 * 1024 * 1024 })
 
@@ -68,6 +82,41 @@ app.post('/upsert', async (request, reply) => {
   await pool.query(UPSERT, [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))])
   reply.code(201)
   return { message: 'success', processed: kv.length }
+})
+
+const LEDGER_ROWS = `WITH c AS (
+       INSERT INTO bare_contacts (workspace_id, id, chain_head, chain_length) SELECT $1, x.id, $5, 1 FROM unnest($2::uuid[]) AS x(id)
+     ), i AS (
+       INSERT INTO bare_identities (workspace_id, type, value, contact_id) SELECT $1, 'external_id', x.v, x.id FROM unnest($2::uuid[], $3::text[]) AS x(id, v)
+     ), e AS (
+       INSERT INTO bare_events (workspace_id, event_id, contact_id, subscription_group_id, state, occurred_at, recorded_at, source, evidence,
+                                identity_type, identity_value, actor, prev_hash, hash)
+       SELECT $1, x.e, x.id, x.g, 'subscribed', now(), now(), 'braze', '{}', 'external_id', x.v, 'bench', $5, $5
+         FROM unnest($2::uuid[], $3::text[], $4::uuid[], $6::uuid[]) AS x(id, v, e, g)
+       RETURNING id, event_id, contact_id, subscription_group_id
+     )
+     INSERT INTO bare_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
+     SELECT $1, contact_id, subscription_group_id, 'subscribed', now(), id, event_id, 'braze' FROM e
+     ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE SET state = excluded.state, event_seq = excluded.event_seq, event_id = excluded.event_id`
+
+// Time-ordered ids, as the ledger's uuidv7 (random ones would scatter every B-tree insert).
+let idSeq = 0
+const timeId = () => {
+  const hex = (Date.now().toString(16).padStart(12, '0') + (idSeq++ & 0xffffffff).toString(16).padStart(8, '0')).slice(-20)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${hex.slice(12, 15)}-8${hex.slice(15, 18)}-${hex.slice(18)}${crypto.randomUUID().slice(-10)}`
+}
+
+app.post('/ledger-rows', async (request, reply) => {
+  const objs = request.body?.attributes ?? []
+  const group = objs[0]?.subscription_groups?.[0]?.subscription_group_id
+  const hash = 'f'.repeat(64)
+  await pool.query({
+    name: 'bare-ledger-rows',
+    text: LEDGER_ROWS,
+    values: [WORKSPACE, objs.map(() => timeId()), objs.map((o) => String(o.external_id)), objs.map(() => timeId()), hash, objs.map((o) => o.subscription_groups?.[0]?.subscription_group_id ?? group)],
+  })
+  reply.code(201)
+  return { message: 'success', processed: objs.length }
 })
 
 app.post('/upsert-tx', async (request, reply) => {

@@ -344,8 +344,32 @@ async function trackWorkload(ctx) {
         : [target(`track: ${objects} objects >= 20,000 group changes/s`, `${fmt(r.value)}/s`, r.value >= 20000)]
     rows.push(r)
     if (objects === 1) rows.push(await roundTripCeiling(ctx))
+    rows.push(await ledgerRowsCeiling(ctx, objects))
   }
   return rows
+}
+
+/**
+ * The other ceiling of /users/track: only the rows the ledger must write for the objects (new
+ * people: a contact, an identity, an event, a projection row each) in ONE statement into copies of
+ * the ledger's tables with their indexes, against the bare insert+upsert. No append in this data
+ * model can do better than this ratio, however few its round trips.
+ */
+async function ledgerRowsCeiling(ctx, objects) {
+  const body = { method: 'POST', headers: { 'content-type': 'application/json' } }
+  const cmp = await compare({
+    service: { pid: ctx.bare.pid, opts: () => ({ url: `${ctx.bare.base}/ledger-rows`, requests: [{ ...body, setupRequest: (r) => ({ ...r, body: trackBody(ctx.group, objects) }) }] }) },
+    baseline: { pid: ctx.bare.pid, opts: () => ({ url: `${ctx.bare.base}/upsert`, requests: [{ ...body, setupRequest: (r) => ({ ...r, body: trackBody(ctx.group, objects) }) }] }) },
+  })
+  return row({
+    workload: 'track',
+    name: `ceiling: the ledger's rows for ${objects} object${objects === 1 ? '' : 's'} alone (contact, identity, event, projection; one statement, the ledger's indexes)`,
+    unit: objects === 1 ? 'req/s' : 'changes/s',
+    per: objects,
+    cmp,
+    baselineName: 'bare insert+upsert',
+    notes: ['no reads, locks, triggers, hashing or validation: the ceiling of any append into this data model (RSS is the bare server)'],
+  })
 }
 
 /**
