@@ -26,7 +26,8 @@
  */
 import Fastify from 'fastify'
 import pg from 'pg'
-import crypto from 'node:crypto'
+// Time-ordered ids from the ledger's own generator (random ones would scatter every B-tree insert).
+import { uuidv7 } from '../dist/src/ledger/uuid7.js'
 
 /** The service's default workspace (src/auth/api-keys.ts). */
 const WORKSPACE = '00000000-0000-4000-8000-000000000001'
@@ -99,21 +100,12 @@ const LEDGER_ROWS = `WITH c AS (
      SELECT $1, contact_id, subscription_group_id, 'subscribed', now(), id, event_id, 'braze' FROM e
      ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE SET state = excluded.state, event_seq = excluded.event_seq, event_id = excluded.event_id`
 
-// Time-ordered ids, as the ledger's uuidv7 (random ones would scatter every B-tree insert).
-let idSeq = 0
-const timeId = () => {
-  const hex = (Date.now().toString(16).padStart(12, '0') + (idSeq++ & 0xffffffff).toString(16).padStart(8, '0')).slice(-20)
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${hex.slice(12, 15)}-8${hex.slice(15, 18)}-${hex.slice(18)}${crypto.randomUUID().slice(-10)}`
-}
-
 app.post('/ledger-rows', async (request, reply) => {
   const objs = request.body?.attributes ?? []
-  const group = objs[0]?.subscription_groups?.[0]?.subscription_group_id
-  const hash = 'f'.repeat(64)
   await pool.query({
     name: 'bare-ledger-rows',
     text: LEDGER_ROWS,
-    values: [WORKSPACE, objs.map(() => timeId()), objs.map((o) => String(o.external_id)), objs.map(() => timeId()), hash, objs.map((o) => o.subscription_groups?.[0]?.subscription_group_id ?? group)],
+    values: [WORKSPACE, objs.map(() => uuidv7()), objs.map((o) => String(o.external_id)), objs.map(() => uuidv7()), 'f'.repeat(64), objs.map((o) => o.subscription_groups[0].subscription_group_id)],
   })
   reply.code(201)
   return { message: 'success', processed: objs.length }

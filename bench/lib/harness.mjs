@@ -125,17 +125,27 @@ export function memOf(pid) {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (null when gone). */
-export function cpuOf(pid) {
+const CLK_TCK = 100
+
+/** /proc/<pid>/stat: the command name and the fields after it (field 3 of proc(5) is f[0]); null when gone. */
+function procStat(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK
+    const close = s.lastIndexOf(')')
+    return { comm: s.slice(s.indexOf('(') + 1, close), f: s.slice(close + 2).split(' ') }
   } catch {
     return null
   }
 }
-const CLK_TCK = 100
+/** CPU seconds a stat used itself (utime + stime) and what its waited-for children used (cutime + cstime). */
+const ownCpu = (f) => (Number(f[11]) + Number(f[12])) / CLK_TCK
+const childrenCpu = (f) => (Number(f[13]) + Number(f[14])) / CLK_TCK
+
+/** CPU seconds (user + system) a process has used so far (null when gone). */
+export function cpuOf(pid) {
+  const st = procStat(pid)
+  return st ? ownCpu(st.f) : null
+}
 
 /**
  * CPU seconds used so far by PostgreSQL: every live server process (backends, WAL writer, ...) plus
@@ -146,16 +156,11 @@ export function postgresCpu() {
   const procs = []
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, 'utf8')
-      const close = s.lastIndexOf(')')
-      if (!s.slice(s.indexOf('(') + 1, close).startsWith('postgres')) continue
-      const f = s.slice(close + 2).split(' ')
-      procs.push({ pid: Number(d), ppid: Number(f[1]), own: (Number(f[11]) + Number(f[12])) / CLK_TCK, children: (Number(f[13]) + Number(f[14])) / CLK_TCK })
-    } catch {}
+    const st = procStat(d)
+    if (st?.comm.startsWith('postgres')) procs.push({ pid: Number(d), ppid: Number(st.f[1]), f: st.f })
   }
   const pids = new Set(procs.map((p) => p.pid))
-  return procs.reduce((a, p) => a + p.own + (pids.has(p.ppid) ? 0 : p.children), 0)
+  return procs.reduce((a, p) => a + ownCpu(p.f) + (pids.has(p.ppid) ? 0 : childrenCpu(p.f)), 0)
 }
 
 /**
