@@ -30,6 +30,14 @@ export interface Pending {
   identities: { type: string; value: string; contact: string }[]
 }
 
+/** The contact that holds an identity, and the external_id that contact holds. */
+export interface OwnerRow {
+  type: string
+  value: string
+  contact_id: string
+  ext: string | null
+}
+
 export interface Resolution {
   /** Contact id per identity set, in input order. */
   contactIds: string[]
@@ -82,31 +90,17 @@ export function identityLockKeys(workspaceId: string, ids: Identity[]): string[]
  * identity let a few concurrent 10,000-item batches exhaust it: "out of shared memory", a 500,
  * reproduced with 6 concurrent 10,000-event POST /consent/events) without serializing requests that
  * merely share a bucket:
- * - a set of at most IDENTITY_LOCK_FEW keys takes each key's bucket SHARED (distinct buckets, in
+ * - a set of at most 128 keys takes each key's bucket SHARED (distinct buckets, in
  *   order), then each key's own lock EXCLUSIVE (in order): two such sets wait for each other only
  *   when they share an identity (a 75-object /users/track locked ~75 of 256 buckets exclusively, so
  *   concurrent ones queued behind each other: 7k vs 12k group changes/s, measured);
- * - a larger set (imports, big batches) takes its buckets EXCLUSIVE, in order: at most 256 locks.
+ * - a larger set (imports, big batches) takes its buckets (256 in all) EXCLUSIVE, in order.
  * A big set excludes every small set sharing a bucket, and the reverse. Deadlock-free: every set
  * takes all its bucket locks before any key lock, each kind in one global order.
+ * The SQL function ledger_lock_identities (migration 0009) holds the algorithm, so the append's
+ * ledger_prepare and this standalone lock share one definition. A scalar expression of $n's keys.
  */
-const IDENTITY_LOCK_BUCKETS = 256
-const IDENTITY_LOCK_FEW = 128
-/** Advisory-lock classes of the buckets and of the keys (the two-int form: apart from every bigint key). */
-const IDENTITY_LOCK_CLASS = 727101
-const IDENTITY_KEY_LOCK_CLASS = 727102
-
-/** SQL (one scalar subquery) that takes the locks of $n's keys (distinct), buckets first, each kind in sorted order. */
-export const lockIdentitiesSql = (param: string) =>
-  `(SELECT count(CASE l.kind WHEN 0 THEN pg_advisory_xact_lock(${IDENTITY_LOCK_CLASS}, l.b)
-                             WHEN 1 THEN pg_advisory_xact_lock_shared(${IDENTITY_LOCK_CLASS}, l.b)
-                             ELSE pg_advisory_xact_lock(${IDENTITY_KEY_LOCK_CLASS}, l.b) END)
-      FROM (SELECT DISTINCT CASE WHEN cardinality(${param}::text[]) <= ${IDENTITY_LOCK_FEW} THEN 1 ELSE 0 END AS kind,
-                   (hashtextextended(x, 0) & ${IDENTITY_LOCK_BUCKETS - 1})::int AS b
-              FROM unnest(${param}::text[]) AS x
-            UNION
-            SELECT 2, hashtext(x) FROM unnest(${param}::text[]) AS x WHERE cardinality(${param}::text[]) <= ${IDENTITY_LOCK_FEW}
-            ORDER BY 1, 2) l)`
+export const lockIdentitiesSql = (param: string) => `ledger_lock_identities(${param}::text[])`
 
 export async function lockIdentities(sql: Sql, workspaceId: string, ids: Identity[]): Promise<void> {
   if (ids.length === 0) return
@@ -117,7 +111,13 @@ export async function resolveContacts(
   sql: Sql,
   workspaceId: string,
   sets: Identity[][],
-  options: { create?: boolean; /** The caller already took lockIdentities' locks in an earlier statement. */ locked?: boolean } = {},
+  options: {
+    create?: boolean
+    /** The caller already took lockIdentities' locks in an earlier statement. */
+    locked?: boolean
+    /** The owners of (at least) these identities, read by the caller after taking the locks (ledger_prepare). */
+    owners?: OwnerRow[]
+  } = {},
 ): Promise<Resolution & { missing: boolean[] }> {
   const create = options.create ?? true
   const all = sets.flat()
@@ -127,12 +127,18 @@ export async function resolveContacts(
   // the external_id each found contact holds (for the merge-or-move decision), in one statement.
   const owner = new Map<string, string>()
   const extOf = new Map<string, string>()
-  if (all.length > 0) {
+  const remember = (r: OwnerRow) => {
+    owner.set(`${r.type}\u0000${r.value}`, r.contact_id)
+    if (r.ext !== null) extOf.set(r.contact_id, r.ext)
+  }
+  if (options.owners) {
+    options.owners.forEach(remember)
+  } else if (all.length > 0) {
     // One primary-key probe per identity, whatever the statistics say: LIMIT 1 (the key is
     // unique) keeps the LATERAL subquery from being flattened into a join, which, planned with
     // statistics from when the table was small (a big import outgrows them within minutes), read
     // the workspace's whole identities index and hashed it: 4.4 s per 2,500-row batch at 850k rows.
-    const rows = await sql.query<{ type: string; value: string; contact_id: string; ext: string | null }>(
+    const rows = await sql.query<OwnerRow>(
       `SELECT q.type, q.value, i.contact_id, e.value AS ext
          FROM unnest($2::text[], $3::text[]) AS q(type, value)
         CROSS JOIN LATERAL (SELECT i.contact_id FROM identities i
@@ -142,10 +148,7 @@ export async function resolveContacts(
       [workspaceId, all.map((i) => i.type), all.map((i) => i.value)],
       'identities-owners',
     )
-    for (const r of rows) {
-      owner.set(`${r.type}\u0000${r.value}`, r.contact_id)
-      if (r.ext !== null) extOf.set(r.contact_id, r.ext)
-    }
+    rows.forEach(remember)
   }
 
   const pending: Pending = { contacts: [], identities: [] }

@@ -13,7 +13,7 @@
 import { uuidv7 } from './uuid7.js'
 import type { Sql } from '../db/sql.js'
 import { normalizeIdentity, type Identity } from '../contacts/identity.js'
-import { flushPending, identityLockKeys, lockIdentitiesSql, resolveContacts } from './contact-resolver.js'
+import { flushPending, identityLockKeys, resolveContacts } from './contact-resolver.js'
 import { chainHash, GENESIS, type HashableEvent } from './hash-chain.js'
 import { recomputeProjection } from './projection.js'
 import {
@@ -58,6 +58,21 @@ interface PendingEvent extends HashableEvent {
   id: string
   prev_hash: string
   hash: string
+}
+
+/** The row of ledger_prepare (migration 0009). */
+interface Prepared {
+  live: string[]
+  archived: string[]
+  require_evidence: boolean | null
+  /** [type, value, owner contact, the external_id that owner holds] per identity found. */
+  owners: [string, string, string, string | null][] | null
+  /** [contact, chain head, chain length, merged] of the owners and the direct contacts, locked. */
+  heads: [string, string | null, number, boolean][] | null
+  seen: [string, string | null][] | null
+  cur_states: [string, string, string, string, string, string][] | null
+  ids: string[]
+  now: Date
 }
 
 interface CurrentState {
@@ -179,23 +194,36 @@ export function createLedger(hooks: LedgerHooks = {}) {
     let results = validated
     let counts = new Map<string, number>()
     const run = async (tx: Sql) => {
-      // One statement before anything else: the identities' advisory locks (see contact-resolver.ts),
-      // the groups of the batch and the workspace's evidence setting. (Round trips, not rows, are
-      // the cost of a small append: every statement saved here is worth ~7% of /users/track.)
+      // ONE statement reads everything the append needs before it writes (migration 0009,
+      // ledger_prepare): the identities' advisory locks, the batch's groups and the workspace's
+      // evidence setting, each identity's owner, the chain heads of those owners and of the
+      // contacts named directly (locked FOR UPDATE, in id order), then, after those locks, the
+      // exactly-once keys already seen, the current winners of (contact, group), ledger ids (one
+      // per consent item before deduplication: a duplicate or a rejected item leaves a gap, as a
+      // rollback does) and the recording time. Round trips, not rows, are the cost of a small
+      // append: this was four statements.
       const groupIds = [...new Set(candidates.filter((c) => !c.identifyOnly).map((c) => c.groupId))]
       const byIdentityAll = candidates.filter((c) => c.contactId === undefined)
-      const [pre] = await tx.query<{ live: string[]; archived: string[]; require: boolean | null }>(
-        `SELECT ${lockIdentitiesSql('$3')} AS locked,
-                ARRAY(SELECT id::text FROM subscription_groups WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND archived_at IS NULL) AS live,
-                ARRAY(SELECT id::text FROM subscription_groups WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND archived_at IS NOT NULL) AS archived,
-                (SELECT require_evidence_to_override_opt_out FROM workspace_settings WHERE workspace_id = $1) AS require`,
-        [ctx.workspaceId, groupIds, identityLockKeys(ctx.workspaceId, byIdentityAll.flatMap((c) => c.identities))],
-        'ledger-prelude',
+      const allIdentities = byIdentityAll.flatMap((c) => c.identities)
+      const directIds = [...new Set(candidates.filter((c) => c.contactId !== undefined).map((c) => c.contactId!.toLowerCase()))]
+      const [pre] = await tx.query<Prepared>(
+        `SELECT * FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::int)`,
+        [
+          ctx.workspaceId,
+          groupIds,
+          identityLockKeys(ctx.workspaceId, allIdentities),
+          allIdentities.map((i) => i.type),
+          allIdentities.map((i) => i.value),
+          directIds,
+          [...new Set(candidates.filter((c) => c.dedupeKey !== undefined).map((c) => c.dedupeKey!))],
+          candidates.filter((c) => !c.identifyOnly).length,
+        ],
+        'ledger-prepare',
       )
       const groupById = new Map<string, { archived: boolean }>()
       for (const id of pre!.live) groupById.set(id, { archived: false })
       for (const id of pre!.archived) groupById.set(id, { archived: true })
-      const requireEvidence = pre!.require ?? true
+      const requireEvidence = pre!.require_evidence ?? true
 
       let live = candidates.filter((c) => {
         if (c.identifyOnly) return true
@@ -205,18 +233,29 @@ export function createLedger(hooks: LedgerHooks = {}) {
         return !!g && !g.archived
       })
 
-      // Contacts: given directly (admin) or resolved from identities.
+      // Contacts: given directly (admin) or resolved from identities (with the owners just read).
       const byIdentity = live.filter((c) => c.contactId === undefined)
-      const resolution = await resolveContacts(tx, ctx.workspaceId, byIdentity.map((c) => c.identities), { locked: true })
+      const resolution = await resolveContacts(tx, ctx.workspaceId, byIdentity.map((c) => c.identities), {
+        locked: true,
+        owners: (pre!.owners ?? []).map(([type, value, contact_id, ext]) => ({ type, value, contact_id, ext })),
+      })
+      // A merge or a move (rare) changed which contacts the batch touches: read heads, keys and
+      // projection again for the contacts that resulted. Otherwise prepare's reads stand.
+      const reshaped = resolution.events.length > 0 || resolution.survivors.length > 0
       const contactOf = new Map<Candidate, string>()
       byIdentity.forEach((c, i) => contactOf.set(c, resolution.contactIds[i]!))
       const direct = live.filter((c) => c.contactId !== undefined)
       if (direct.length > 0) {
-        const rows = await tx.query<{ id: string }>(
-          `SELECT id FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND merged_into IS NULL`,
-          [ctx.workspaceId, direct.map((c) => c.contactId!.toLowerCase())],
-        )
-        const ok = new Set(rows.map((r) => r.id))
+        const ok = new Set<string>()
+        if (reshaped) {
+          const rows = await tx.query<{ id: string }>(
+            `SELECT id FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND merged_into IS NULL`,
+            [ctx.workspaceId, direct.map((c) => c.contactId!.toLowerCase())],
+          )
+          for (const r of rows) ok.add(r.id)
+        } else {
+          for (const [id, , , merged] of pre!.heads ?? []) if (!merged) ok.add(id)
+        }
         for (const c of direct) {
           const id = c.contactId!.toLowerCase()
           if (ok.has(id)) contactOf.set(c, id)
@@ -231,15 +270,16 @@ export function createLedger(hooks: LedgerHooks = {}) {
         return false
       })
 
-      // Lock every existing contact whose chain we extend, in id order (no deadlocks between
-      // batches). Contacts created by this batch are not written yet (nobody else can see them):
-      // a batch of new people skips the statement.
+      // Every existing contact whose chain we extend is locked (by prepare, or here after a merge
+      // or move, in id order: no deadlocks between batches). Contacts created by this batch are
+      // not written yet (nobody else can see them).
       const created = new Set(resolution.pending.contacts)
       const chainContacts = [...new Set([...contactOf.values(), ...resolution.events.map((e) => e.contact_id)])]
         .filter((id) => !created.has(id))
         .sort()
-      const heads =
-        chainContacts.length === 0
+      const heads = !reshaped
+        ? (pre!.heads ?? []).map(([id, chain_head, chain_length]) => ({ id, chain_head, chain_length }))
+        : chainContacts.length === 0
           ? []
           : await tx.query<{ id: string; chain_head: string | null; chain_length: number }>(
               `SELECT id, chain_head, chain_length FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
@@ -253,36 +293,30 @@ export function createLedger(hooks: LedgerHooks = {}) {
         await flushPending(tx, ctx.workspaceId, resolution.pending)
         return
       }
-      // One statement after the locks (its snapshot sees whatever the previous holders committed):
-      // - exactly-once keys already seen (per-key primary-key probes; LIMIT 1 is never flattened
-      //   into a scan of the workspace's keys, see contact-resolver.ts);
-      // - the current winners of the touched (contact, group) pairs (contacts this append creates
-      //   have none yet, so an import of new people probes nothing);
-      // - ledger ids, allocated in order (one per item before deduplication: a duplicate leaves a
-      //   gap, as a rollback does), and the recording time.
       const keyed = live.filter((c) => c.dedupeKey !== undefined)
       const existing = live.filter((c) => !created.has(contactOf.get(c)!))
-      const [after] = await tx.query<{
-        now: Date
-        ids: string[]
-        seen: [string, string | null][] | null
-        current: [string, string, string, string, string, string][] | null
-      }>(
-        `SELECT date_trunc('milliseconds', clock_timestamp()) AS now,
-                ARRAY(SELECT nextval('consent_events_id_seq')::text FROM generate_series(1, $1::int)) AS ids,
-                (SELECT json_agg(json_build_array(q.key, d.event_id))
-                   FROM unnest($3::text[]) AS q(key)
-                  CROSS JOIN LATERAL (SELECT d.event_id FROM ledger_dedupe d WHERE d.workspace_id = $2 AND d.key = q.key LIMIT 1) d) AS seen,
-                (SELECT json_agg(json_build_array(q.c, q.g, s.state, s.occurred_at, s.event_seq::text, s.source))
-                   FROM unnest($4::uuid[], $5::uuid[]) AS q(c, g)
-                  CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
-                                       WHERE s.workspace_id = $2 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s) AS current`,
-        [allocCount, ctx.workspaceId, keyed.map((c) => c.dedupeKey!), existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
-        'ledger-after-lock',
-      )
+      // After a merge or move only: the after-lock reads of prepare (step e) again, for the
+      // contacts that resulted (per-key primary-key probes, see contact-resolver.ts).
+      const after: Pick<Prepared, 'now' | 'ids' | 'seen' | 'cur_states'> = !reshaped
+        ? pre!
+        : (
+            await tx.query<Pick<Prepared, 'now' | 'ids' | 'seen' | 'cur_states'>>(
+              `SELECT date_trunc('milliseconds', clock_timestamp()) AS now,
+                      ARRAY(SELECT nextval('consent_events_id_seq')::text FROM generate_series(1, $1::int)) AS ids,
+                      (SELECT json_agg(json_build_array(q.key, d.event_id))
+                         FROM unnest($3::text[]) AS q(key)
+                        CROSS JOIN LATERAL (SELECT d.event_id FROM ledger_dedupe d WHERE d.workspace_id = $2 AND d.key = q.key LIMIT 1) d) AS seen,
+                      (SELECT json_agg(json_build_array(q.c, q.g, s.state, s.occurred_at, s.event_seq::text, s.source))
+                         FROM unnest($4::uuid[], $5::uuid[]) AS q(c, g)
+                        CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
+                                             WHERE s.workspace_id = $2 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s) AS cur_states`,
+              [allocCount, ctx.workspaceId, keyed.map((c) => c.dedupeKey!), existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
+              'ledger-after-lock',
+            )
+          )[0]!
 
       if (keyed.length > 0) {
-        const seenMap = new Map(after!.seen ?? [])
+        const seenMap = new Map(after.seen ?? [])
         const inBatch = new Set<string>()
         live = live.filter((c) => {
           if (c.dedupeKey === undefined) return true
@@ -295,11 +329,11 @@ export function createLedger(hooks: LedgerHooks = {}) {
         })
       }
       const current = new Map<string, CurrentState>()
-      for (const [contactId, groupId, state, occurredAt, seq, source] of after!.current ?? []) {
+      for (const [contactId, groupId, state, occurredAt, seq, source] of after.cur_states ?? []) {
         current.set(`${contactId}/${groupId}`, { state, occurredAt: new Date(occurredAt), seq: BigInt(seq), source })
       }
-      const recordedAt = new Date(after!.now)
-      const ids = after!.ids.map(String)
+      const recordedAt = new Date(after.now)
+      const ids = after.ids.map(String)
       let next = 0
       const events: PendingEvent[] = []
       const base = {
