@@ -477,110 +477,96 @@ export function createLedger(hooks: LedgerHooks = {}) {
       const touched = [...head.entries()].filter(([id]) => locked.has(id))
       const w = [...winners.values()]
       const col = <K extends keyof PendingEvent>(k: K) => events.map((e) => e[k])
-      await tx.query(
-        `WITH new_contacts AS (
+      // Only the parts this append has rows for: starting the executor on a plan costs more than
+      // running it for one row (perf: ExecInitModifyTable and ExecInitFunctionScan were ~12% of
+      // PostgreSQL's time on a one-object /users/track), and most appends have no exactly-once
+      // keys, no platform stops, and either new or existing contacts. One prepared statement per
+      // combination (at most 2^5), named by it.
+      const params: unknown[] = [ctx.workspaceId]
+      const $ = (v: unknown) => (params.push(v), `$${params.length}`)
+      const parts: string[] = []
+      let shape = ''
+      if (newContacts.length > 0) {
+        shape += 'c'
+        parts.push(`new_contacts AS (
            INSERT INTO contacts (workspace_id, id, chain_head, chain_length, attributes)
-           SELECT $1, x.id, x.h, x.n, COALESCE(x.a::jsonb, '{}'::jsonb) FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[]) AS x(id, h, n, a)
-         ), new_identities AS (
+           SELECT $1, x.id, x.h, x.n, COALESCE(x.a::jsonb, '{}'::jsonb)
+             FROM unnest(${$(newContacts)}::uuid[], ${$(newContacts.map((id) => (head.get(id)?.length ? head.get(id)!.hash : null)))}::text[],
+                         ${$(newContacts.map((id) => head.get(id)?.length ?? 0))}::int[],
+                         ${$(
+                           newContacts.map((id) => {
+                             const a = attrs.get(id)
+                             if (!a) return null
+                             attrs.delete(id) // written here, not by the UPDATE of heads
+                             return JSON.stringify(a)
+                           }),
+                         )}::text[]) AS x(id, h, n, a))`)
+      }
+      if (newIdentities.length > 0) {
+        shape += 'i'
+        parts.push(`new_identities AS (
            INSERT INTO identities (workspace_id, type, value, contact_id)
-           SELECT $1, x.t, x.v, x.c FROM unnest($6::text[], $7::text[], $8::uuid[]) AS x(t, v, c)
-         ), dedupe AS (
-           INSERT INTO ledger_dedupe (workspace_id, key, event_id) SELECT $1, x.k, x.e FROM unnest($9::text[], $10::uuid[]) AS x(k, e)
-         ), events AS (
+           SELECT $1, x.t, x.v, x.c
+             FROM unnest(${$(newIdentities.map((i) => i.type))}::text[], ${$(newIdentities.map((i) => i.value))}::text[],
+                         ${$(newIdentities.map((i) => i.contact))}::uuid[]) AS x(t, v, c))`)
+      }
+      if (dedupeRows.length > 0) {
+        shape += 'd'
+        parts.push(`dedupe AS (
+           INSERT INTO ledger_dedupe (workspace_id, key, event_id)
+           SELECT $1, x.k, x.e FROM unnest(${$(dedupeRows.map((d) => d.key))}::text[], ${$(dedupeRows.map((d) => d.eventId))}::uuid[]) AS x(k, e))`)
+      }
+      parts.push(`events AS (
            INSERT INTO consent_events (workspace_id, id, event_id, contact_id, type, subscription_group_id, state, occurred_at,
                                        recorded_at, source, method, evidence, identity_type, identity_value, actor, request_id,
                                        idempotency_key, platform_stop, prev_hash, hash)
-           SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, $11, x.source, x.method, x.evidence::jsonb,
-                  x.itype, x.ivalue, $12, $13, $14, x.pstop, x.prev_hash, x.hash
-             FROM unnest($15::bigint[], $16::uuid[], $17::uuid[], $18::text[], $19::uuid[], $20::text[], $21::timestamptz[], $22::text[],
-                         $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[])
-               AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash)
-         ), heads AS (
+           SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, ${$(recordedAt.toISOString())}, x.source, x.method,
+                  x.evidence::jsonb, x.itype, x.ivalue, ${$(ctx.actor)}, ${$(ctx.requestId ?? null)}, ${$(ctx.idempotencyKey ?? null)}, x.pstop,
+                  x.prev_hash, x.hash
+             FROM unnest(${$(col('id'))}::bigint[], ${$(col('event_id'))}::uuid[], ${$(col('contact_id'))}::uuid[], ${$(col('type'))}::text[],
+                         ${$(col('subscription_group_id'))}::uuid[], ${$(col('state'))}::text[],
+                         ${$(events.map((e) => e.occurred_at.toISOString()))}::timestamptz[], ${$(col('source'))}::text[], ${$(col('method'))}::text[],
+                         ${$(events.map((e) => JSON.stringify(e.evidence)))}::text[], ${$(col('identity_type'))}::text[],
+                         ${$(col('identity_value'))}::text[], ${$(col('platform_stop'))}::text[], ${$(col('prev_hash'))}::text[], ${$(col('hash'))}::text[])
+               AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash))`)
+      if (touched.length > 0) {
+        shape += 'h'
+        parts.push(`heads AS (
            UPDATE contacts c SET chain_head = v.h, chain_length = v.n, updated_at = now(),
                   attributes = CASE WHEN v.a IS NULL THEN c.attributes ELSE c.attributes || v.a::jsonb END
-             FROM unnest($30::uuid[], $31::text[], $32::int[], $33::text[]) AS v(id, h, n, a)
-            WHERE c.workspace_id = $1 AND c.id = v.id AND (c.chain_length IS DISTINCT FROM v.n OR v.a IS NOT NULL)
-         ), projection AS (
+             FROM unnest(${$(touched.map(([id]) => id))}::uuid[], ${$(touched.map(([, h]) => h.hash))}::text[], ${$(touched.map(([, h]) => h.length))}::int[],
+                         ${$(touched.map(([id]) => (attrs.has(id) ? JSON.stringify(attrs.get(id)) : null)))}::text[]) AS v(id, h, n, a)
+            WHERE c.workspace_id = $1 AND c.id = v.id AND (c.chain_length IS DISTINCT FROM v.n OR v.a IS NOT NULL))`)
+      }
+      if (w.length > 0) {
+        shape += 'p'
+        parts.push(`projection AS (
            INSERT INTO consent_state AS s (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source, updated_at)
            SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
-             FROM unnest($34::uuid[], $35::uuid[], $36::text[], $37::timestamptz[], $38::bigint[], $39::uuid[], $40::text[])
+             FROM unnest(${$(w.map((x) => x.ev.contact_id))}::uuid[], ${$(w.map((x) => x.c.groupId))}::uuid[], ${$(w.map((x) => x.c.state))}::text[],
+                         ${$(w.map((x) => x.c.occurredAt.toISOString()))}::timestamptz[], ${$(w.map((x) => x.ev.id))}::bigint[],
+                         ${$(w.map((x) => x.ev.event_id))}::uuid[], ${$(w.map((x) => x.c.source))}::text[])
                AS x(c, g, state, o, seq, e, source)
            ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE
               SET state = excluded.state, occurred_at = excluded.occurred_at, event_seq = excluded.event_seq,
                   event_id = excluded.event_id, source = excluded.source, updated_at = now()
             WHERE (excluded.occurred_at, excluded.state = 'unsubscribed', excluded.event_seq)
-                > (s.occurred_at, s.state = 'unsubscribed', s.event_seq)
-         ), stops AS (
+                > (s.occurred_at, s.state = 'unsubscribed', s.event_seq))`)
+      }
+      if (stops.length > 0) {
+        shape += 's'
+        parts.push(`stops AS (
            INSERT INTO platform_stops AS p (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id, updated_at)
            SELECT DISTINCT ON (c, n) $1, c, n, s, o, e, now()
-             FROM unnest($41::uuid[], $42::text[], $43::bool[], $44::timestamptz[], $45::uuid[]) WITH ORDINALITY AS x(c, n, s, o, e, ord)
+             FROM unnest(${$(stops.map((s) => s.contactId))}::uuid[], ${$(stops.map((s) => s.phoneNumberId))}::text[], ${$(stops.map((s) => s.stopped))}::bool[],
+                         ${$(stops.map((s) => s.occurredAt.toISOString()))}::timestamptz[], ${$(stops.map((s) => s.eventId))}::uuid[])
+                  WITH ORDINALITY AS x(c, n, s, o, e, ord)
             ORDER BY c, n, o DESC, s DESC, ord DESC
            ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
               SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
-            WHERE (excluded.occurred_at, excluded.stopped) >= (p.occurred_at, p.stopped)
-         )
-         SELECT 1`,
-        [
-          ctx.workspaceId,
-          // new contacts
-          newContacts,
-          newContacts.map((id) => (head.get(id)?.length ? head.get(id)!.hash : null)),
-          newContacts.map((id) => head.get(id)?.length ?? 0),
-          newContacts.map((id) => {
-            const a = attrs.get(id)
-            if (!a) return null
-            attrs.delete(id) // written here, not by the UPDATE below
-            return JSON.stringify(a)
-          }),
-          // new identities
-          newIdentities.map((i) => i.type),
-          newIdentities.map((i) => i.value),
-          newIdentities.map((i) => i.contact),
-          // dedupe keys
-          dedupeRows.map((d) => d.key),
-          dedupeRows.map((d) => d.eventId),
-          // events
-          recordedAt.toISOString(),
-          ctx.actor,
-          ctx.requestId ?? null,
-          ctx.idempotencyKey ?? null,
-          col('id'),
-          col('event_id'),
-          col('contact_id'),
-          col('type'),
-          col('subscription_group_id'),
-          col('state'),
-          events.map((e) => e.occurred_at.toISOString()),
-          col('source'),
-          col('method'),
-          events.map((e) => JSON.stringify(e.evidence)),
-          col('identity_type'),
-          col('identity_value'),
-          col('platform_stop'),
-          col('prev_hash'),
-          col('hash'),
-          // chain heads of existing contacts
-          touched.map(([id]) => id),
-          touched.map(([, h]) => h.hash),
-          touched.map(([, h]) => h.length),
-          touched.map(([id]) => (attrs.has(id) ? JSON.stringify(attrs.get(id)) : null)),
-          // projection
-          w.map((x) => x.ev.contact_id),
-          w.map((x) => x.c.groupId),
-          w.map((x) => x.c.state),
-          w.map((x) => x.c.occurredAt.toISOString()),
-          w.map((x) => x.ev.id),
-          w.map((x) => x.ev.event_id),
-          w.map((x) => x.c.source),
-          // platform stops
-          stops.map((s) => s.contactId),
-          stops.map((s) => s.phoneNumberId),
-          stops.map((s) => s.stopped),
-          stops.map((s) => s.occurredAt.toISOString()),
-          stops.map((s) => s.eventId),
-        ],
-        'ledger-write',
-      )
+            WHERE (excluded.occurred_at, excluded.stopped) >= (p.occurred_at, p.stopped))`)
+      }
+      await tx.query(`WITH ${parts.join(',\n         ')}\n         SELECT 1`, params, `ledger-write-${shape}`)
     }
 
     // Standalone, a batch that lost a race (deadlock, a concurrent identical dedupe key) is retried

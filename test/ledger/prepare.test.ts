@@ -47,11 +47,11 @@ t.test('ledger_prepare', async (t) => {
     const log: string[] = []
     const first = await ledger.append(counting(sql, log), ctx, [item({})])
     t.match(first, [{ status: 'applied', changed: true }])
-    t.same(log, ['ledger-prepare', 'ledger-write'], 'new person')
+    t.match(log.join(' '), /^ledger-prepare ledger-write-\w+$/, 'new person')
     log.length = 0
     const second = await ledger.append(counting(sql, log), ctx, [item({ state: 'unsubscribed' })])
     t.match(second, [{ status: 'applied', changed: true, contact_id: first[0]!.contact_id }])
-    t.same(log, ['ledger-prepare', 'ledger-write'], 'known person: the current state came from prepare')
+    t.match(log.join(' '), /^ledger-prepare ledger-write-\w+$/, 'known person: the current state came from prepare')
     // prepare's current state took part in the ordering rule: an older opt-in does not win.
     log.length = 0
     const older = await ledger.append(counting(sql, log), ctx, [item({ occurredAt: '2020-01-01T00:00:00Z' })])
@@ -78,7 +78,7 @@ t.test('ledger_prepare', async (t) => {
       { status: 'applied', contact_id: a[0]!.contact_id, changed: true },
       { status: 'rejected', code: 'unknown_contact' },
     ])
-    t.same(log, ['ledger-prepare', 'ledger-write'])
+    t.match(log.join(' '), /^ledger-prepare ledger-write-\w+$/)
   })
 
   t.test('a merge reads again for the surviving contact', async (t) => {
