@@ -59,11 +59,6 @@ t.test('references to contacts and groups are enforced by the database', async (
   await t.rejects(sql.query(`UPDATE consent_state SET contact_id = $2 WHERE workspace_id = $1`, [ws, ghost]), { code: '23503' }, 'projection row moved to an unknown contact')
   // Migration 0009: the UPDATE checks are row triggers on contact_id and workspace_id (not fired by a
   // projection upsert that changes neither); moving a row to another workspace is still refused.
-  await sql.query(
-    `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
-     VALUES ($1, $2, $3, 'subscribed', now(), 1, gen_random_uuid(), 'api')`,
-    [ws, contact, group],
-  )
   await t.rejects(sql.query(`UPDATE consent_state SET workspace_id = $2 WHERE workspace_id = $1`, [ws, other.id]), { code: '23503' }, 'projection row moved across workspaces')
   await t.rejects(sql.query(`UPDATE identities SET workspace_id = $2 WHERE workspace_id = $1`, [ws, other.id]), { code: '23503' }, 'identity moved across workspaces by its workspace')
   await sql.query(
@@ -72,7 +67,8 @@ t.test('references to contacts and groups are enforced by the database', async (
      ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE SET state = excluded.state`,
     [ws, contact, group],
   )
-  t.pass('a projection upsert of an existing contact is accepted')
+  const [st] = await sql.query<{ state: string }>(`SELECT state FROM consent_state WHERE workspace_id = $1 AND contact_id = $2 AND subscription_group_id = $3`, [ws, contact, group])
+  t.equal(st!.state, 'unsubscribed', 'a projection upsert of an existing contact is accepted (it updates)')
 
   // The referenced side cannot go away or change key.
   await t.rejects(sql.query(`DELETE FROM contacts WHERE workspace_id = $1`, [ws]), { code: 'P0001' }, 'contacts cannot be deleted')
