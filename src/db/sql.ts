@@ -3,7 +3,7 @@
  * keeps its statements visible and set-based (unnest of arrays) and runs unchanged on either.
  * Drizzle (src/db/client.ts) serves the simple typed CRUD on top of the same connections.
  */
-import type pg from 'pg'
+import pg from 'pg'
 import type { PGlite, Transaction } from '@electric-sql/pglite'
 
 export interface Sql {
@@ -28,14 +28,14 @@ export function poolSql(pool: pg.Pool): Sql {
     },
     async tx<T>(fn: (sql: Sql) => Promise<T>) {
       const client = await pool.connect()
+      // BEGIN goes out with the transaction's first statement (see clientSql): one round trip less.
+      const state = { begun: false }
       try {
-        await client.query('BEGIN')
-        const inner = clientSql(client)
-        const result = await fn(inner)
-        await client.query('COMMIT')
+        const result = await fn(clientSql(client, state))
+        if (state.begun) await client.query('COMMIT')
         return result
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
+        if (state.begun) await client.query('ROLLBACK').catch(() => {})
         throw err
       } finally {
         client.release()
@@ -45,10 +45,39 @@ export function poolSql(pool: pg.Pool): Sql {
   return self
 }
 
-function clientSql(client: pg.PoolClient): Sql {
+/**
+ * A statement that is one function call on parameters only (`SELECT * FROM f($1, $2::uuid[])`):
+ * planning it is trivial, so it can travel as a simple query with its values inlined as literals.
+ */
+const FUNCTION_CALL = /^SELECT \* FROM [a-z_][a-z0-9_]*\((?:\$\d+(?:::[a-z0-9_]+(?:\[\])?)?(?:, )?)*\)$/
+
+/** The statement with each $n replaced by its value as a quoted literal, as node-postgres would send it. */
+function inlineParams(text: string, params: unknown[]): string {
+  return text.replace(/\$(\d+)/g, (_, n: string) => {
+    const v = (pg as unknown as { utils: { prepareValue(v: unknown): unknown } }).utils.prepareValue(params[Number(n) - 1])
+    return v === null || v === undefined ? 'NULL' : pg.escapeLiteral(String(v))
+  })
+}
+
+/**
+ * The Sql of one pooled transaction. BEGIN is sent lazily, with the first statement: a function
+ * call (ledger_prepare, the first statement of a ledger append) travels with it in ONE simple query
+ * (`BEGIN; SELECT * FROM f('...')`); any other first statement is preceded by its own BEGIN. A
+ * transaction that runs no statement sends neither BEGIN nor COMMIT. (Round trips are most of the
+ * cost of a small append: node-postgres waits for each answer before it sends the next statement.)
+ */
+function clientSql(client: pg.PoolClient, state: { begun: boolean }): Sql {
   const self: Sql = {
     inTransaction: true,
     async query<T>(text: string, params: unknown[] = [], name?: string) {
+      if (!state.begun) {
+        state.begun = true
+        if (params.length > 0 && FUNCTION_CALL.test(text) && !params.some((p) => Buffer.isBuffer(p))) {
+          const results = (await client.query(`BEGIN; ${inlineParams(text, params)}`)) as unknown as pg.QueryResult[]
+          return results[1]!.rows as T[]
+        }
+        await client.query('BEGIN')
+      }
       const r = await client.query(name ? { name, text, values: params } : { text, values: params })
       return r.rows as T[]
     },
