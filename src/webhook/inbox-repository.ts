@@ -55,19 +55,8 @@ export interface Viewer {
 
 const COLUMNS = `i.id::text AS id, i.received_at, i.raw_body, i.body_sha256, i.status, i.phone_number_ids, i.attempts, i.last_error, i.processed_at`
 
-/** What processing a row needs: its numbers' workspaces, keyword settings and active WhatsApp groups. */
-const ROUTING = `json_build_object(
-                  'numbers', (SELECT coalesce(json_object_agg(w.phone_number_id, w.workspace_id), '{}')
-                                FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)),
-                  'workspaces', (SELECT coalesce(json_agg(json_build_object(
-                                   'id', ws.id,
-                                   'keywords', (SELECT s.keywords FROM workspace_settings s WHERE s.workspace_id = ws.id),
-                                   'groups', (SELECT coalesce(json_agg(json_build_object('id', g.id, 'category', g.category, 'phone_number_id', g.phone_number_id)
-                                                                       ORDER BY g.created_at, g.id), '[]')
-                                                FROM subscription_groups g
-                                               WHERE g.workspace_id = ws.id AND g.channel = 'whatsapp' AND g.archived_at IS NULL))), '[]')
-                                   FROM (SELECT DISTINCT w.workspace_id AS id FROM whatsapp_numbers w WHERE w.phone_number_id = ANY(i.phone_number_ids)) ws)
-                )`
+/** What processing a row needs: its numbers' workspaces, keyword settings and active WhatsApp groups (migration 0010). */
+const ROUTING = `webhook_routing(i.phone_number_ids)`
 
 /** $1 = workspace id, $2 = is root. True when the viewer may see row `i`. */
 const VISIBLE = `(
@@ -96,12 +85,9 @@ export function createInboxRepository(sql: Sql) {
      * names, with their keyword settings and active WhatsApp groups (one round trip, not four).
      */
     async lockForProcessing(tx: Sql, id: string, skipLocked: boolean): Promise<(InboxRow & { routing: Routing }) | null> {
-      const [row] = await tx.query<InboxRow & { routing: Routing }>(
-        `SELECT ${COLUMNS},
-                ${ROUTING} AS routing
-           FROM webhook_inbox i WHERE i.id = $1 FOR UPDATE OF i${skipLocked ? ' SKIP LOCKED' : ''}`,
-        [id],
-      )
+      // A function call (migration 0010): the first statement of the processing transaction
+      // travels with its BEGIN (src/db/sql.ts).
+      const [row] = await tx.query<InboxRow & { routing: Routing }>(`SELECT * FROM webhook_lock_for_processing($1::bigint, $2::boolean)`, [id, skipLocked])
       return row ?? null
     },
 
