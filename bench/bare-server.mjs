@@ -19,7 +19,7 @@
  *                         statement, into copies of the ledger's tables WITH their indexes (no
  *                         reads, locks, triggers or hashing): the floor of any append in this
  *                         data model.
- *  POST /upsert-tx?reads=N  the same insert+upsert inside BEGIN ... COMMIT after N primary-key
+ *  POST /upsert-tx?reads=N[&begin=with-first]  the same insert+upsert inside BEGIN ... COMMIT after N primary-key
  *                         SELECTs on bench_kv, one round trip each: the floor of any design that
  *                         talks to PostgreSQL N + 3 times per request, as the ledger append does
  *                         (BEGIN, its reads, one write, COMMIT).
@@ -116,8 +116,15 @@ app.post('/upsert-tx', async (request, reply) => {
   const reads = Number(request.query.reads ?? 3)
   const client = await pool.connect()
   try {
-    await client.query('BEGIN')
-    for (let i = 0; i < reads; i++) await client.query({ name: 'bare-read', text: 'SELECT id, state FROM bench_kv WHERE id = $1', values: [kv[0]?.[0] ?? ''] })
+    let i = 0
+    if (request.query.begin === 'with-first' && reads > 0) {
+      // As the service's pooled transactions do (src/db/sql.ts): BEGIN travels with the first read.
+      await client.query(`BEGIN; SELECT id, state FROM bench_kv WHERE id = ${pg.escapeLiteral(kv[0]?.[0] ?? '')}`)
+      i = 1
+    } else {
+      await client.query('BEGIN')
+    }
+    for (; i < reads; i++) await client.query({ name: 'bare-read', text: 'SELECT id, state FROM bench_kv WHERE id = $1', values: [kv[0]?.[0] ?? ''] })
     await client.query({ name: 'bare-upsert', text: UPSERT, values: [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))] })
     await client.query('COMMIT')
   } catch (err) {
