@@ -68,8 +68,9 @@ $$;
 --    c. the owner of each identity, and the external_id that owner holds (merge-or-move decision);
 --    d. the chain heads of those owners and of the contacts named directly, locked FOR UPDATE in
 --       id order (as ledger-lock-heads: no deadlock between batches);
---    e. after the locks: exactly-once keys already seen, the current projection rows of
---       (owner or direct contact) x (group of the batch), p_n ledger ids and the recording time.
+--    e. after the locks: exactly-once keys already seen, the current projection rows of each
+--       (contact, group) an item names (its identities' owner, or the contact it names directly),
+--       p_n ledger ids and the recording time.
 --    The per-key probes are LATERAL ... LIMIT 1 for the reason given in contact-resolver.ts
 --    (never flattened into a scan of the workspace). When the resolution then merges or moves
 --    (rare), the append falls back to reading d and e again for the contacts that result.
@@ -79,7 +80,9 @@ CREATE OR REPLACE FUNCTION ledger_prepare(
   p_lock_keys text[],
   p_types text[],
   p_values text[],
+  p_id_groups uuid[],
   p_direct uuid[],
+  p_direct_groups uuid[],
   p_keys text[],
   p_n int,
   OUT live text[],
@@ -95,6 +98,8 @@ CREATE OR REPLACE FUNCTION ledger_prepare(
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   v_contacts uuid[];
+  v_pair_c uuid[];
+  v_pair_g uuid[];
 BEGIN
   -- a
   PERFORM ledger_lock_identities(p_lock_keys);
@@ -103,10 +108,12 @@ BEGIN
          ARRAY(SELECT g.id::text FROM subscription_groups g WHERE g.workspace_id = p_ws AND g.id = ANY(p_groups) AND g.archived_at IS NOT NULL),
          (SELECT s.require_evidence_to_override_opt_out FROM workspace_settings s WHERE s.workspace_id = p_ws)
     INTO live, archived, require_evidence;
-  -- c
-  SELECT json_agg(json_build_array(q.type, q.value, i.contact_id, e.value)), array_agg(DISTINCT i.contact_id)
-    INTO owners, v_contacts
-    FROM unnest(p_types, p_values) AS q(type, value)
+  -- c (each identity comes with the group of the item that names it, null for none: the pairs
+  --    (owner, group) whose projection rows step e reads)
+  SELECT json_agg(json_build_array(q.type, q.value, i.contact_id, e.value)), array_agg(DISTINCT i.contact_id),
+         array_agg(i.contact_id) FILTER (WHERE q.g IS NOT NULL), array_agg(q.g) FILTER (WHERE q.g IS NOT NULL)
+    INTO owners, v_contacts, v_pair_c, v_pair_g
+    FROM unnest(p_types, p_values, p_id_groups) AS q(type, value, g)
    CROSS JOIN LATERAL (SELECT i.contact_id FROM identities i
                         WHERE i.workspace_id = p_ws AND i.type = q.type AND i.value = q.value LIMIT 1) i
     LEFT JOIN LATERAL (SELECT e.value FROM identities e
@@ -125,12 +132,14 @@ BEGIN
       FROM unnest(p_keys) AS q(key)
      CROSS JOIN LATERAL (SELECT d.event_id FROM ledger_dedupe d WHERE d.workspace_id = p_ws AND d.key = q.key LIMIT 1) d;
   END IF;
-  IF cardinality(v_contacts) > 0 AND cardinality(p_groups) > 0 THEN
+  IF cardinality(v_pair_c) > 0 OR cardinality(p_direct_groups) > 0 THEN
     SELECT json_agg(json_build_array(s.contact_id, s.subscription_group_id, s.state, s.occurred_at, s.event_seq::text, s.source)) INTO cur_states
-      FROM unnest(v_contacts) AS qc(c)
-     CROSS JOIN unnest(p_groups) AS qg(g)
+      FROM (SELECT DISTINCT x.c, x.g
+              FROM unnest(COALESCE(v_pair_c, '{}'::uuid[]) || COALESCE(p_direct, '{}'::uuid[]),
+                          COALESCE(v_pair_g, '{}'::uuid[]) || COALESCE(p_direct_groups, '{}'::uuid[])) AS x(c, g)
+             WHERE x.g IS NOT NULL) q
      CROSS JOIN LATERAL (SELECT s.contact_id, s.subscription_group_id, s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
-                          WHERE s.workspace_id = p_ws AND s.contact_id = qc.c AND s.subscription_group_id = qg.g LIMIT 1) s;
+                          WHERE s.workspace_id = p_ws AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s;
   END IF;
   ids := ARRAY(SELECT nextval('consent_events_id_seq')::text FROM generate_series(1, p_n));
   now := date_trunc('milliseconds', clock_timestamp());

@@ -205,16 +205,31 @@ export function createLedger(hooks: LedgerHooks = {}) {
       const groupIds = [...new Set(candidates.filter((c) => !c.identifyOnly).map((c) => c.groupId))]
       const byIdentityAll = candidates.filter((c) => c.contactId === undefined)
       const allIdentities = byIdentityAll.flatMap((c) => c.identities)
-      const directIds = [...new Set(candidates.filter((c) => c.contactId !== undefined).map((c) => c.contactId!.toLowerCase()))]
+      // Each identity once per group its items name (null when none): prepare reads the projection
+      // rows of exactly the (owner, group) pairs the batch names, not every owner x every group.
+      const probes = new Map<string, { type: string; value: string; groups: Set<string | null> }>()
+      for (const c of byIdentityAll) {
+        for (const i of c.identities) {
+          const k = `${i.type}\u0000${i.value}`
+          const p = probes.get(k) ?? probes.set(k, { type: i.type, value: i.value, groups: new Set() }).get(k)!
+          p.groups.add(c.identifyOnly ? null : c.groupId)
+        }
+      }
+      const probeRows = [...probes.values()].flatMap((p) =>
+        [...p.groups].filter((g) => g !== null || p.groups.size === 1).map((g) => ({ type: p.type, value: p.value, group: g })),
+      )
+      const direct0 = candidates.filter((c) => c.contactId !== undefined)
       const [pre] = await tx.query<Prepared>(
-        `SELECT * FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::int)`,
+        `SELECT * FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::int)`,
         [
           ctx.workspaceId,
           groupIds,
           identityLockKeys(ctx.workspaceId, allIdentities),
-          allIdentities.map((i) => i.type),
-          allIdentities.map((i) => i.value),
-          directIds,
+          probeRows.map((r) => r.type),
+          probeRows.map((r) => r.value),
+          probeRows.map((r) => r.group),
+          direct0.map((c) => c.contactId!.toLowerCase()),
+          direct0.map((c) => (c.identifyOnly ? null : c.groupId)),
           [...new Set(candidates.filter((c) => c.dedupeKey !== undefined).map((c) => c.dedupeKey!))],
           candidates.filter((c) => !c.identifyOnly).length,
         ],

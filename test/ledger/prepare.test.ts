@@ -63,6 +63,38 @@ t.test('ledger_prepare', async (t) => {
     t.equal(s!.state, 'unsubscribed')
   })
 
+  t.test('the current state of each (contact, group) the batch names, and only those', async (t) => {
+    const g2 = await newGroup(ta, ta.root, { name: 'second' })
+    const who = [{ type: 'external_id' as const, value: 'two-groups' }]
+    const seed = await ledger.append(sql, ctx, [
+      item({ identities: who, state: 'unsubscribed', occurredAt: '2024-01-01T00:00:00Z' }),
+      item({ identities: who, subscriptionGroupId: g2, state: 'subscribed', occurredAt: '2024-01-01T00:00:00Z' }),
+    ])
+    t.match(seed, [{ status: 'applied' }, { status: 'applied' }])
+    // One batch: group 1 through the identity, group 2 through the contact's id; both older than
+    // what stands, so neither changes anything (a pair prepare failed to read would look new).
+    const log: string[] = []
+    const res = await ledger.append(counting(sql, log), ctx, [
+      item({ identities: who, state: 'subscribed', occurredAt: '2023-01-01T00:00:00Z' }),
+      { contactId: seed[0]!.contact_id, subscriptionGroupId: g2, state: 'unsubscribed', occurredAt: '2023-06-01T00:00:00Z', source: 'admin' },
+    ])
+    t.match(res, [
+      { status: 'applied', changed: false },
+      { status: 'applied', changed: false },
+    ])
+    t.match(log.join(' '), /^ledger-prepare ledger-write-\w+$/)
+    // A newer one wins.
+    const newer = await ledger.append(sql, ctx, [item({ identities: who, subscriptionGroupId: g2, state: 'unsubscribed', occurredAt: '2025-01-01T00:00:00Z' })])
+    t.match(newer, [{ status: 'applied', changed: true }])
+    const rows = await sql.query<{ g: string; state: string }>(`SELECT subscription_group_id AS g, state FROM consent_state WHERE contact_id = $1`, [
+      seed[0]!.contact_id,
+    ])
+    t.same(rows.map((r) => [r.g, r.state]).sort(), [
+      [g, 'unsubscribed'],
+      [g2, 'unsubscribed'],
+    ].sort())
+  })
+
   t.test('prepare sees exactly-once keys and contacts named directly', async (t) => {
     const log: string[] = []
     const a = await ledger.append(counting(sql, log), ctx, [item({ identities: [{ type: 'phone', value: '+14155550001' }], dedupeKey: 'k-1' })])
