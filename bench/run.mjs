@@ -101,6 +101,8 @@ async function startService(url, label) {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '1000000000',
+      // e.g. BENCH_SERVICE_ENV='APPEND_GROUP_CONCURRENCY=0' to measure a setting
+      ...Object.fromEntries((env.BENCH_SERVICE_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
     },
   })
   const base = `http://127.0.0.1:${port}`

@@ -38,6 +38,13 @@ export const EnvSchema = Type.Object({
   IMPORT_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 50_000, default: 2_500 }),
   /** Webhook payloads processed inside their own request at once; beyond, acknowledged on commit and processed in batches right after (0: always batch). */
   WEBHOOK_INLINE_MAX: Type.Integer({ minimum: 0, maximum: 1000, default: 4 }),
+  /**
+   * Group commit of request appends (/users/track): transactions per workspace at once; requests
+   * arriving while they run go together in the next one. 0: every request in its own transaction.
+   */
+  APPEND_GROUP_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+  /** Ledger items per grouped transaction at most; a request with more runs alone at once. */
+  APPEND_GROUP_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 50_000, default: 100 }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Requests per key (per IP when unauthenticated) per window. */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 6000 }),

@@ -38,8 +38,16 @@ export interface LedgerHooks {
   onAppended?: (counts: Map<string, number>) => void
 }
 
+/** Who asked for an event: recorded on it (and hashed). One per append unit (request). */
+interface Origin {
+  actor: string
+  request_id: string | null
+  idempotency_key: string | null
+}
+
 interface Candidate {
   index: number
+  origin: Origin
   identifyOnly: boolean
   identities: Identity[]
   contactId?: string
@@ -113,12 +121,12 @@ function toDate(v: Date | string | undefined, fallback: Date): Date | null {
 }
 
 /** Pure validation of one item. */
-function validate(item: AppendItem, index: number, receivedAt: Date): Candidate | ItemResult {
+function validate(item: AppendItem, index: number, receivedAt: Date, origin: Origin): Candidate | ItemResult {
   if (!SOURCES.includes(item.source)) return reject('invalid_source', `unknown source ${JSON.stringify(item.source)}`)
   if (item.identifyOnly) {
     const ids = validateIdentities(item)
     if (!Array.isArray(ids)) return ids
-    return { index, identifyOnly: true, identities: ids, groupId: '', state: 'subscribed', occurredAt: receivedAt, source: item.source, method: null, evidence: {} }
+    return { index, origin, identifyOnly: true, identities: ids, groupId: '', state: 'subscribed', occurredAt: receivedAt, source: item.source, method: null, evidence: {} }
   }
   if (typeof item.subscriptionGroupId !== 'string' || !UUID.test(item.subscriptionGroupId)) {
     return reject('unknown_subscription_group', 'subscription_group_id is not a known subscription group', '/subscription_group_id')
@@ -147,6 +155,7 @@ function validate(item: AppendItem, index: number, receivedAt: Date): Candidate 
   if (!Array.isArray(identities)) return identities
   return {
     index,
+    origin,
     identifyOnly: false,
     identities,
     contactId: item.contactId,
@@ -179,17 +188,56 @@ function validateIdentities(item: AppendItem): Identity[] | ItemResult {
   return identities
 }
 
+/** The items of one request and who sent them. */
+export interface AppendUnit {
+  ctx: AppendContext
+  items: AppendItem[]
+}
+
+/**
+ * Thrown by an append of several units that turned out to merge or move contacts: the events of a
+ * merge are attributed to one request, so such a batch is redone one unit at a time (see
+ * append-coalescer.ts). Changes nothing (the transaction rolls back).
+ */
+export class SplitRequired extends Error {
+  constructor() {
+    super('an append of several requests merges or moves contacts: append them one by one')
+  }
+}
+
 export function createLedger(hooks: LedgerHooks = {}) {
   async function append(sql: Sql, ctx: AppendContext, items: AppendItem[]): Promise<ItemResult[]> {
-    const receivedAt = new Date(Math.floor((ctx.receivedAt ?? new Date()).getTime()))
-    const validated: (ItemResult | undefined)[] = new Array(items.length)
+    return (await appendUnits(sql, [{ ctx, items }]))[0]!
+  }
+
+  /**
+   * The items of several requests of ONE workspace in one append (group commit): each item keeps
+   * its request's actor, request id, idempotency key and receipt time; results come back per
+   * unit. Throws SplitRequired if the batch merges or moves contacts and holds more than one unit.
+   */
+  async function appendUnits(sql: Sql, units: AppendUnit[]): Promise<ItemResult[][]> {
+    const workspaceId = units[0]!.ctx.workspaceId
+    if (units.some((u) => u.ctx.workspaceId !== workspaceId)) throw new Error('appendUnits: every unit must be of one workspace')
+    const offsets: number[] = []
+    const total = units.reduce((n, u) => (offsets.push(n), n + u.items.length), 0)
+    const validated: (ItemResult | undefined)[] = new Array(total)
     const candidates: Candidate[] = []
-    items.forEach((item, i) => {
-      const v = validate(item, i, receivedAt)
-      if ('status' in v) validated[i] = v
-      else candidates.push(v)
+    const origins = units.map((u): Origin => ({ actor: u.ctx.actor, request_id: u.ctx.requestId ?? null, idempotency_key: u.ctx.idempotencyKey ?? null }))
+    units.forEach((u, k) => {
+      const receivedAt = new Date(Math.floor((u.ctx.receivedAt ?? new Date()).getTime()))
+      u.items.forEach((item, i) => {
+        const v = validate(item, offsets[k]! + i, receivedAt, origins[k]!)
+        if ('status' in v) validated[offsets[k]! + i] = v
+        else candidates.push(v)
+      })
     })
-    if (candidates.length === 0) return validated as ItemResult[]
+    const split = (flat: (ItemResult | undefined)[]) =>
+      units.map((u, k) =>
+        flat
+          .slice(offsets[k]!, offsets[k]! + u.items.length)
+          .map((r) => r ?? ({ status: 'rejected', code: 'invalid_state', message: 'not processed' } as ItemResult)),
+      )
+    if (candidates.length === 0) return split(validated)
 
     let results = validated
     let counts = new Map<string, number>()
@@ -222,9 +270,9 @@ export function createLedger(hooks: LedgerHooks = {}) {
       const [pre] = await tx.query<Prepared>(
         `SELECT * FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::int)`,
         [
-          ctx.workspaceId,
+          workspaceId,
           groupIds,
-          identityLockKeys(ctx.workspaceId, allIdentities),
+          identityLockKeys(workspaceId, allIdentities),
           probeRows.map((r) => r.type),
           probeRows.map((r) => r.value),
           probeRows.map((r) => r.group),
@@ -250,13 +298,14 @@ export function createLedger(hooks: LedgerHooks = {}) {
 
       // Contacts: given directly (admin) or resolved from identities (with the owners just read).
       const byIdentity = live.filter((c) => c.contactId === undefined)
-      const resolution = await resolveContacts(tx, ctx.workspaceId, byIdentity.map((c) => c.identities), {
+      const resolution = await resolveContacts(tx, workspaceId, byIdentity.map((c) => c.identities), {
         locked: true,
         owners: (pre!.owners ?? []).map(([type, value, contact_id, ext]) => ({ type, value, contact_id, ext })),
       })
       // A merge or a move (rare) changed which contacts the batch touches: read heads, keys and
       // projection again for the contacts that resulted. Otherwise prepare's reads stand.
       const reshaped = resolution.events.length > 0 || resolution.survivors.length > 0
+      if (resolution.events.length > 0 && units.length > 1) throw new SplitRequired()
       const contactOf = new Map<Candidate, string>()
       byIdentity.forEach((c, i) => contactOf.set(c, resolution.contactIds[i]!))
       const direct = live.filter((c) => c.contactId !== undefined)
@@ -265,7 +314,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
         if (reshaped) {
           const rows = await tx.query<{ id: string }>(
             `SELECT id FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND merged_into IS NULL`,
-            [ctx.workspaceId, direct.map((c) => c.contactId!.toLowerCase())],
+            [workspaceId, direct.map((c) => c.contactId!.toLowerCase())],
           )
           for (const r of rows) ok.add(r.id)
         } else {
@@ -278,7 +327,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
         }
         live = live.filter((c) => contactOf.has(c))
       }
-      if (resolution.survivors.length > 0) await recomputeProjection(tx, ctx.workspaceId, resolution.survivors)
+      if (resolution.survivors.length > 0) await recomputeProjection(tx, workspaceId, resolution.survivors)
       live = live.filter((c) => {
         if (!c.identifyOnly) return true
         results[c.index] = { status: 'resolved', contact_id: contactOf.get(c)! }
@@ -298,14 +347,14 @@ export function createLedger(hooks: LedgerHooks = {}) {
           ? []
           : await tx.query<{ id: string; chain_head: string | null; chain_length: number }>(
               `SELECT id, chain_head, chain_length FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
-              [ctx.workspaceId, chainContacts],
+              [workspaceId, chainContacts],
               'ledger-lock-heads',
             )
       const head = new Map(heads.map((h) => [h.id, { hash: h.chain_head ?? GENESIS, length: Number(h.chain_length) }]))
 
       const allocCount = live.length + resolution.events.length
       if (allocCount === 0) {
-        await flushPending(tx, ctx.workspaceId, resolution.pending)
+        await flushPending(tx, workspaceId, resolution.pending)
         return
       }
       const keyed = live.filter((c) => c.dedupeKey !== undefined)
@@ -325,7 +374,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
                          FROM unnest($4::uuid[], $5::uuid[]) AS q(c, g)
                         CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
                                              WHERE s.workspace_id = $2 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s) AS cur_states`,
-              [allocCount, ctx.workspaceId, keyed.map((c) => c.dedupeKey!), existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
+              [allocCount, workspaceId, keyed.map((c) => c.dedupeKey!), existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
               'ledger-after-lock',
             )
           )[0]!
@@ -351,14 +400,12 @@ export function createLedger(hooks: LedgerHooks = {}) {
       const ids = after.ids.map(String)
       let next = 0
       const events: PendingEvent[] = []
-      const base = {
-        workspace_id: ctx.workspaceId,
-        recorded_at: recordedAt,
-        actor: ctx.actor,
-        request_id: ctx.requestId ?? null,
-        idempotency_key: ctx.idempotencyKey ?? null,
-      }
-      const push = (contactId: string, e: Omit<HashableEvent, keyof typeof base | 'contact_id' | 'event_id'>): PendingEvent => {
+      const base = { workspace_id: workspaceId, recorded_at: recordedAt }
+      const push = (
+        contactId: string,
+        origin: Origin,
+        e: Omit<HashableEvent, keyof typeof base | keyof Origin | 'contact_id' | 'event_id'>,
+      ): PendingEvent => {
         const h = head.get(contactId) ?? { hash: GENESIS, length: 0 }
         // One object of one fixed shape (spreads of two 5- and 10-key objects, twice per event,
         // were the largest single JS cost of an import batch).
@@ -377,9 +424,9 @@ export function createLedger(hooks: LedgerHooks = {}) {
           evidence: e.evidence,
           identity_type: e.identity_type,
           identity_value: e.identity_value,
-          actor: base.actor,
-          request_id: base.request_id,
-          idempotency_key: base.idempotency_key,
+          actor: origin.actor,
+          request_id: origin.request_id,
+          idempotency_key: origin.idempotency_key,
           platform_stop: e.platform_stop,
           prev_hash: h.hash,
           hash: '',
@@ -393,8 +440,9 @@ export function createLedger(hooks: LedgerHooks = {}) {
       }
 
       // Identity events first: the chain shows the merge before the consents that follow it.
+      // (Only an append of one unit gets here with identity events: see SplitRequired.)
       for (const e of resolution.events) {
-        push(e.contact_id, {
+        push(e.contact_id, origins[0]!, {
           type: e.type as EventType,
           subscription_group_id: null,
           state: null,
@@ -436,7 +484,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
           )
           continue
         }
-        const ev = push(contactId, {
+        const ev = push(contactId, c.origin, {
           type: 'consent',
           subscription_group_id: c.groupId,
           state: c.state,
@@ -471,7 +519,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
       }
       if (events.length === 0) {
         // Nothing applied: no chain head and no attributes to write with the new contacts.
-        await flushPending(tx, ctx.workspaceId, resolution.pending)
+        await flushPending(tx, workspaceId, resolution.pending)
         return
       }
 
@@ -497,7 +545,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
       // PostgreSQL's time on a one-object /users/track), and most appends have no exactly-once
       // keys, no platform stops, and either new or existing contacts. One prepared statement per
       // combination (at most 2^5), named by it.
-      const params: unknown[] = [ctx.workspaceId]
+      const params: unknown[] = [workspaceId]
       const $ = (v: unknown) => (params.push(v), `$${params.length}`)
       const parts: string[] = []
       let shape = ''
@@ -531,19 +579,26 @@ export function createLedger(hooks: LedgerHooks = {}) {
            INSERT INTO ledger_dedupe (workspace_id, key, event_id)
            SELECT $1, x.k, x.e FROM unnest(${$(dedupeRows.map((d) => d.key))}::text[], ${$(dedupeRows.map((d) => d.eventId))}::uuid[]) AS x(k, e))`)
       }
+      // Who asked: constants when the append is one request's, per event when several share it.
+      const oneOrigin = events.every((e) => e.actor === events[0]!.actor && e.request_id === events[0]!.request_id && e.idempotency_key === events[0]!.idempotency_key)
+      const originCols = oneOrigin
+        ? `${$(events[0]!.actor)}::text, ${$(events[0]!.request_id)}::text, ${$(events[0]!.idempotency_key)}::text`
+        : 'x.actor, x.request_id, x.idempotency_key'
+      const originArrays = oneOrigin ? '' : `, ${$(col('actor'))}::text[], ${$(col('request_id'))}::text[], ${$(col('idempotency_key'))}::text[]`
+      if (!oneOrigin) shape += 'm'
       parts.push(`events AS (
            INSERT INTO consent_events (workspace_id, id, event_id, contact_id, type, subscription_group_id, state, occurred_at,
                                        recorded_at, source, method, evidence, identity_type, identity_value, actor, request_id,
                                        idempotency_key, platform_stop, prev_hash, hash)
            SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, ${$(recordedAt.toISOString())}, x.source, x.method,
-                  x.evidence::jsonb, x.itype, x.ivalue, ${$(ctx.actor)}, ${$(ctx.requestId ?? null)}, ${$(ctx.idempotencyKey ?? null)}, x.pstop,
+                  x.evidence::jsonb, x.itype, x.ivalue, ${originCols}, x.pstop,
                   x.prev_hash, x.hash
              FROM unnest(${$(col('id'))}::bigint[], ${$(col('event_id'))}::uuid[], ${$(col('contact_id'))}::uuid[], ${$(col('type'))}::text[],
                          ${$(col('subscription_group_id'))}::uuid[], ${$(col('state'))}::text[],
                          ${$(events.map((e) => e.occurred_at.toISOString()))}::timestamptz[], ${$(col('source'))}::text[], ${$(col('method'))}::text[],
                          ${$(events.map((e) => JSON.stringify(e.evidence)))}::text[], ${$(col('identity_type'))}::text[],
-                         ${$(col('identity_value'))}::text[], ${$(col('platform_stop'))}::text[], ${$(col('prev_hash'))}::text[], ${$(col('hash'))}::text[])
-               AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash))`)
+                         ${$(col('identity_value'))}::text[], ${$(col('platform_stop'))}::text[], ${$(col('prev_hash'))}::text[], ${$(col('hash'))}::text[]${originArrays})
+               AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash${oneOrigin ? '' : ', actor, request_id, idempotency_key'}))`)
       if (touched.length > 0) {
         shape += 'h'
         parts.push(`heads AS (
@@ -599,10 +654,10 @@ export function createLedger(hooks: LedgerHooks = {}) {
       }
     }
     hooks.onAppended?.(counts)
-    return results.map((r) => r ?? { status: 'rejected', code: 'invalid_state', message: 'not processed' }) as ItemResult[]
+    return split(results)
   }
 
-  return { append }
+  return { append, appendUnits }
 }
 
 export type Ledger = ReturnType<typeof createLedger>

@@ -6,11 +6,14 @@ import { createApiKeyService, type ApiKeyService } from '../auth/api-keys.js'
 import { createGroupService, type GroupService } from '../groups/group-service.js'
 import { createIdempotency, type Idempotency } from '../idempotency/idempotency.js'
 import { createLedger, type Ledger } from '../ledger/ledger-service.js'
+import { createAppendCoalescer, type AppendCoalescer } from '../ledger/append-coalescer.js'
 import { createCheckService, type CheckService } from '../check/check-service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     ledger: Ledger
+    /** Group commit of request appends (append-coalescer.ts). */
+    appendGroups: AppendCoalescer
     apiKeys: ApiKeyService
     groups: GroupService
     idempotency: Idempotency
@@ -28,6 +31,10 @@ export default fp(
           for (const [source, n] of counts) app.metrics.ledgerAppends.inc({ source }, n)
         },
       }),
+    )
+    app.decorate(
+      'appendGroups',
+      createAppendCoalescer(sql, app.ledger, { concurrency: app.config.APPEND_GROUP_CONCURRENCY, maxItems: app.config.APPEND_GROUP_MAX_ITEMS }),
     )
     app.decorate('apiKeys', createApiKeyService(sql))
     app.decorate('groups', createGroupService(db))

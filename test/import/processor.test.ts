@@ -76,6 +76,7 @@ t.test('a batch that fails rolls back whole; the next attempt resumes at the com
   const failing: ProcessorDeps = {
     ...deps,
     ledger: {
+      appendUnits: deps.ledger.appendUnits,
       append: async (sql, ctx, items) => {
         await deps.ledger.append(sql, ctx, items)
         throw new Error('crash after the append')
@@ -153,6 +154,7 @@ t.test('the worker isolates a row that keeps failing, refuses it, and finishes t
     {
       ...deps,
       ledger: {
+        appendUnits: deps.ledger.appendUnits,
         append: async (sql, ctx, items) => {
           if (items.some((i) => i.evidence?.row === 5)) throw new Error('boom on row 5')
           return deps.ledger.append(sql, ctx, items)

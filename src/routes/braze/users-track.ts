@@ -1,6 +1,8 @@
 /**
  * Braze-compatible `POST /users/track` (DESIGN §3.1): contact attributes and subscription-group
- * changes, in ONE ledger append and ONE transaction per request.
+ * changes, in ONE ledger append and ONE transaction per request; under load, requests without an
+ * Idempotency-Key share the transaction and the append with others of the workspace (group
+ * commit, ledger/append-coalescer.ts), each still answered with its own results after the commit.
  *
  * Per attributes object: an `identifyOnly` ledger item resolves (creates, merges, moves) the
  * contact from external_id / phone / bsuid, followed by one consent item per subscription_groups
@@ -15,7 +17,8 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { applyAttributePatches, type AttributePatch } from '../../contacts/contact-service.js'
-import type { AppendItem, RawIdentity } from '../../ledger/types.js'
+import type { AppendItem, ItemResult, RawIdentity } from '../../ledger/types.js'
+import type { Sql } from '../../db/sql.js'
 import { brazeErrorResponses, usersTrackBody, UsersTrackResponse, type BrazeItemError, type TrackAttributes } from '../../schemas/braze.js'
 import { brazeType } from '../../braze/errors.js'
 import { badRequest } from '../../errors/domain-error.js'
@@ -64,66 +67,58 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
       if (request.body.attributes === undefined && request.body.events === undefined && request.body.purchases === undefined) {
         throw badRequest('empty_request', 'The request must contain attributes, events or purchases.')
       }
-      return replyIdempotent(app, request, reply, async (tx) => {
-        const body = request.body
-        const workspaceId = request.principal.workspaceId
-        const errors: BrazeItemError[] = []
-        const items: AppendItem[] = []
-        const plans: ObjectPlan[] = []
+      const body = request.body
+      const workspaceId = request.principal.workspaceId
+      /** Errors known before the append (shape of each object). */
+      const early: BrazeItemError[] = []
+      const items: AppendItem[] = []
+      const plans: ObjectPlan[] = []
 
-        ;(body.attributes ?? []).forEach((raw, index) => {
-          const o = raw as TrackAttributes
-          if (o.external_id == null && o.phone == null) {
-            errors.push({ type: 'MISSING_IDENTIFIER', input_array: 'attributes', index, message: 'one of external_id or phone is required' })
-            return
-          }
-          if (o._update_existing_only === true) {
-            // Creating a contact the caller asked us not to create would be worse than refusing.
-            errors.push({
-              type: 'UNSUPPORTED',
-              input_array: 'attributes',
-              index,
-              message: '_update_existing_only is not supported; the object was not processed',
-            })
-            return
-          }
-          const identities = identitiesOf(o)
-          const plan: ObjectPlan = { index, identifyAt: items.length, groupAt: [], set: {}, remove: [] }
-          items.push({ identities, identifyOnly: true, source: 'users_track' })
-          for (const g of o.subscription_groups ?? []) {
-            plan.groupAt.push(items.length)
-            items.push({
-              identities,
-              subscriptionGroupId: g.subscription_group_id,
-              state: g.subscription_state,
-              occurredAt: g.occurred_at,
-              method: g.method,
-              evidence: g.evidence,
-              source: 'users_track',
-            })
-          }
-          for (const [k, v] of Object.entries(o)) {
-            if (RESERVED.has(k)) continue
-            if (v === null) plan.remove.push(k)
-            else plan.set[k] = v
-          }
-          plans.push(plan)
-        })
+      ;(body.attributes ?? []).forEach((raw, index) => {
+        const o = raw as TrackAttributes
+        if (o.external_id == null && o.phone == null) {
+          early.push({ type: 'MISSING_IDENTIFIER', input_array: 'attributes', index, message: 'one of external_id or phone is required' })
+          return
+        }
+        if (o._update_existing_only === true) {
+          // Creating a contact the caller asked us not to create would be worse than refusing.
+          early.push({
+            type: 'UNSUPPORTED',
+            input_array: 'attributes',
+            index,
+            message: '_update_existing_only is not supported; the object was not processed',
+          })
+          return
+        }
+        const identities = identitiesOf(o)
+        const plan: ObjectPlan = { index, identifyAt: items.length, groupAt: [], set: {}, remove: [] }
+        items.push({ identities, identifyOnly: true, source: 'users_track' })
+        for (const g of o.subscription_groups ?? []) {
+          plan.groupAt.push(items.length)
+          items.push({
+            identities,
+            subscriptionGroupId: g.subscription_group_id,
+            state: g.subscription_state,
+            occurredAt: g.occurred_at,
+            method: g.method,
+            evidence: g.evidence,
+            source: 'users_track',
+          })
+        }
+        for (const [k, v] of Object.entries(o)) {
+          if (RESERVED.has(k)) continue
+          if (v === null) plan.remove.push(k)
+          else plan.set[k] = v
+        }
+        plans.push(plan)
+      })
 
-        const results =
-          items.length === 0
-            ? []
-            : await app.ledger.append(
-                tx,
-                {
-                  workspaceId,
-                  actor: `key:${request.principal.keyId}`,
-                  requestId: request.id,
-                  idempotencyKey: request.headers['idempotency-key'] as string | undefined,
-                },
-                items,
-              )
-
+      const idempotencyKey = request.headers['idempotency-key'] as string | undefined
+      const ctx = { workspaceId, actor: `key:${request.principal.keyId}`, requestId: request.id, idempotencyKey }
+      // In the append's transaction, with its results: attributes, then the answer. Pure apart from
+      // `tx` (a grouped transaction that fails runs it again alone).
+      const finish = async (tx: Sql, results: ItemResult[]) => {
+        const errors = [...early]
         let processed = 0
         const patches: AttributePatch[] = []
         for (const p of plans) {
@@ -150,10 +145,17 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
           )
         }
         return {
-          statusCode: 201,
+          statusCode: 201 as const,
           body: { message: 'success', attributes_processed: processed, ...(errors.length > 0 ? { errors } : {}) },
         }
-      })
+      }
+
+      if (idempotencyKey === undefined) {
+        // Without a key: group commit with the workspace's other requests under load.
+        const out = await app.appendGroups.submit({ ctx, items, finish })
+        return reply.code(out.statusCode).send(out.body)
+      }
+      return replyIdempotent(app, request, reply, async (tx) => finish(tx, items.length === 0 ? [] : await app.ledger.append(tx, ctx, items)))
     },
   )
 }

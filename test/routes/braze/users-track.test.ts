@@ -246,3 +246,63 @@ t.test('Idempotency-Key: a replay gives one ledger write and the same answer', a
   t.equal(other.statusCode, 422, 'the same key with another body')
   t.match(other.json(), { message: String })
 })
+
+t.test('concurrent requests share transactions (group commit), each answered with its own results', async (t) => {
+  const ta = await buildTestApp(t)
+  const g = await newGroup(ta, ta.root)
+  const before = ta.app.appendGroups.grouped
+  const n = 24
+  const answers = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      ta.app.inject({
+        method: 'POST',
+        url: '/users/track',
+        headers: { ...ta.root, 'x-request-id': `gc-${i}` },
+        payload: {
+          attributes: [
+            // Every 4th request: a second object naming an unknown group, and an attribute.
+            { external_id: `gc-${i}`, plan: `p${i}`, subscription_groups: [{ subscription_group_id: g, subscription_state: i % 2 ? 'subscribed' : 'unsubscribed' }] },
+            ...(i % 4 === 0 ? [{ external_id: `gc-x-${i}`, subscription_groups: [{ subscription_group_id: '00000000-0000-7000-8000-000000000000', subscription_state: 'subscribed' }] }] : []),
+          ],
+        },
+      }),
+    ),
+  )
+  t.ok(ta.app.appendGroups.grouped - before > 0, 'some requests were committed together')
+  for (let i = 0; i < n; i++) {
+    const a = answers[i]!
+    t.equal(a.statusCode, 201)
+    const body = a.json()
+    t.equal(body.attributes_processed, i % 4 === 0 ? 2 : 1, `request ${i}`)
+    t.equal(body.errors?.length ?? 0, i % 4 === 0 ? 1 : 0, `request ${i}: only its own error`)
+    const ev = await ta.app.database.sql.query<{ request_id: string; state: string; identity_value: string }>(
+      `SELECT request_id, state, identity_value FROM consent_events WHERE type = 'consent' AND identity_value = $1`,
+      [`gc-${i}`],
+    )
+    t.same(ev, [{ request_id: `gc-${i}`, state: i % 2 ? 'subscribed' : 'unsubscribed', identity_value: `gc-${i}` }], `request ${i}: its event, its request id`)
+    t.same(await attributesOf(ta, 'external_id', `gc-${i}`), { plan: `p${i}` })
+  }
+  t.equal(await countEvents(ta), n)
+})
+
+t.test('a request with an Idempotency-Key runs in its own transaction (not grouped)', async (t) => {
+  const ta = await buildTestApp(t)
+  const g = await newGroup(ta, ta.root)
+  const before = ta.app.appendGroups.grouped
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      track(ta, { attributes: [{ external_id: `ik-${i}`, subscription_groups: [{ subscription_group_id: g, subscription_state: 'subscribed' }] }] }, {
+        ...ta.root,
+        'idempotency-key': `ik-${i}`,
+      }),
+    ),
+  )
+  answers.forEach((a) => t.equal(a.statusCode, 201))
+  t.equal(ta.app.appendGroups.grouped, before)
+  const replay = await track(ta, { attributes: [{ external_id: 'ik-3', subscription_groups: [{ subscription_group_id: g, subscription_state: 'subscribed' }] }] }, {
+    ...ta.root,
+    'idempotency-key': 'ik-3',
+  })
+  t.equal(replay.headers['idempotent-replayed'], 'true')
+  t.equal(await countEvents(ta), 8)
+})
