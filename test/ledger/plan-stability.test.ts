@@ -1,0 +1,63 @@
+/**
+ * The ledger's functions keep index probes whatever the table sizes were when their plans were
+ * made. PL/pgSQL caches a plan per statement for the life of a connection; a plan made while a
+ * table was small (a fresh deployment, a new database) chose a sequential scan, and kept it while
+ * the table grew: the webhook bench's processing fell to ~350 payloads/s for 30-80 s (ledger_dedupe
+ * probes, ~800 ms per 200-row batch) until autovacuum's ANALYZE invalidated the plans. Migration
+ * 0011 turns sequential scans off inside these functions; this test reads their nested plans
+ * (auto_explain, sent to the client) right after the tables were analyzed empty.
+ */
+import t from 'tap'
+import pg from 'pg'
+import { buildTestApp, newGroup } from '../helpers/build-app.js'
+import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
+
+t.test('ledger functions probe by index even on tables analyzed while empty', async (t) => {
+  const ta = await buildTestApp(t)
+  const g = await newGroup(ta, ta.root)
+  const [c] = await ta.app.database.sql.query<{ id: string }>(
+    `INSERT INTO contacts (workspace_id, id) VALUES ($1, gen_random_uuid()) RETURNING id`,
+    [DEFAULT_WORKSPACE_ID],
+  )
+  const client = new pg.Client({ connectionString: ta.url })
+  await client.connect()
+  t.teardown(() => client.end())
+  await client.query(`ANALYZE identities, contacts, ledger_dedupe, consent_state, subscription_groups, workspace_settings, webhook_inbox, whatsapp_numbers`)
+  const plans: string[] = []
+  client.on('notice', (n) => {
+    if (n.message?.includes('duration:') && n.message.includes('\n')) plans.push(n.message)
+  })
+  await client.query(`LOAD 'auto_explain'`)
+  await client.query(`SET auto_explain.log_min_duration = 0`)
+  await client.query(`SET auto_explain.log_nested_statements = on`)
+  await client.query(`SET client_min_messages = log`)
+  // More calls than PL/pgSQL's five custom plans: the cached generic plans are read too.
+  for (let i = 0; i < 8; i++) {
+    await client.query(
+      `SELECT * FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::int)`,
+      [DEFAULT_WORKSPACE_ID, [g], [`k${i}`], ['phone'], [`+1415555010${i}`], [g], [c!.id], [g], [`key-${i}`], 1],
+    )
+  }
+  // The reference check of new identities (statement trigger), and the webhook row lock.
+  for (let i = 0; i < 8; i++) {
+    await client.query(`INSERT INTO identities (workspace_id, type, value, contact_id) VALUES ($1, 'external_id', $2, $3)`, [
+      DEFAULT_WORKSPACE_ID,
+      `plan-${i}`,
+      c!.id,
+    ])
+  }
+  const [row] = (
+    await client.query<{ id: string }>(
+      `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status) VALUES ('{}', 'x', '{}', 'pending') RETURNING id::text`,
+    )
+  ).rows
+  for (let i = 0; i < 8; i++) await client.query(`SELECT * FROM webhook_lock_for_processing($1, false)`, [row!.id])
+  // The plans of the statements inside the functions (not of the calls themselves).
+  const nested = plans.filter((p) => !/Query Text: (SELECT \* FROM (ledger_prepare|webhook_lock_for_processing)|INSERT INTO identities)/.test(p))
+  t.ok(nested.some((p) => p.includes('new_rows')), 'the plans of the reference check were seen')
+  t.ok(nested.some((p) => p.includes('webhook_inbox')), 'the plans of the webhook row lock were seen')
+  t.ok(nested.some((p) => p.includes('ledger_dedupe')), 'the plans of the exactly-once probe were seen')
+  t.ok(nested.some((p) => p.includes('identities')), 'the plans of the owner probe were seen')
+  const seq = nested.filter((p) => /Seq Scan on (identities|contacts|ledger_dedupe|consent_state|webhook_inbox|whatsapp_numbers)\b/.test(p))
+  t.same(seq.map((p) => p.split('\n').find((l) => l.includes('Seq Scan'))?.trim()), [], 'no sequential scan of a ledger table')
+})
