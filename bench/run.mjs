@@ -101,7 +101,7 @@ async function startService(url, label) {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '1000000000',
-      // e.g. BENCH_SERVICE_ENV='APPEND_GROUP_CONCURRENCY=0' to measure a setting
+      // e.g. BENCH_SERVICE_ENV='GROUP_COMMIT_CONCURRENCY=0' to measure a setting
       ...Object.fromEntries((env.BENCH_SERVICE_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
     },
   })

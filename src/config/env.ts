@@ -42,9 +42,9 @@ export const EnvSchema = Type.Object({
    * Group commit of request appends (/users/track): transactions per workspace at once; requests
    * arriving while they run go together in the next one. 0: every request in its own transaction.
    */
-  APPEND_GROUP_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+  GROUP_COMMIT_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 1 }),
   /** Ledger items per grouped transaction at most; a request with more runs alone at once. */
-  APPEND_GROUP_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 50_000, default: 100 }),
+  GROUP_COMMIT_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 50_000, default: 100 }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Requests per key (per IP when unauthenticated) per window. */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 6000 }),

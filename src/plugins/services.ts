@@ -34,7 +34,7 @@ export default fp(
     )
     app.decorate(
       'appendGroups',
-      createAppendCoalescer(sql, app.ledger, { concurrency: app.config.APPEND_GROUP_CONCURRENCY, maxItems: app.config.APPEND_GROUP_MAX_ITEMS }),
+      createAppendCoalescer(sql, app.ledger, { concurrency: app.config.GROUP_COMMIT_CONCURRENCY, maxItems: app.config.GROUP_COMMIT_MAX_ITEMS }),
     )
     app.decorate('apiKeys', createApiKeyService(sql))
     app.decorate('groups', createGroupService(db))

@@ -21,6 +21,7 @@
  * other number is mapped is none of their business.
  */
 import type { Sql } from '../db/sql.js'
+import { createGroupCommit, type Settled } from '../db/group-commit.js'
 
 export const INBOX_STATUSES = ['pending', 'processed', 'unmapped', 'deferred', 'failed'] as const
 export type InboxStatus = (typeof INBOX_STATUSES)[number]
@@ -68,15 +69,84 @@ const VISIBLE = `(
 /** The status as the viewer sees it (see the header). */
 const EFFECTIVE_STATUS = `CASE WHEN i.status = 'unmapped' AND NOT $2::bool THEN 'processed' ELSE i.status END`
 
-export function createInboxRepository(sql: Sql) {
-  return {
-    /** Commits the raw payload (autocommit) and returns its id. */
-    async insert(raw: string, sha256: string, phoneNumberIds: string[], status: InboxStatus = 'pending', lastError: string | null = null): Promise<string> {
-      const [row] = await sql.query<{ id: string }>(
-        `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status, last_error) VALUES ($1, $2, $3::text[], $4, $5) RETURNING id::text AS id`,
-        [raw, sha256, phoneNumberIds, status, lastError],
+interface NewRow {
+  raw: string
+  sha256: string
+  phoneNumberIds: string[]
+  status: InboxStatus
+  lastError: string | null
+}
+
+export interface InboxOptions {
+  /** Group commit of inserts (src/db/group-commit.ts): statements at once; 0: one statement per payload. */
+  groupConcurrency?: number
+  /** Payloads per grouped INSERT at most. */
+  groupMax?: number
+}
+
+const insertOne = (sql: Sql, r: NewRow) =>
+  sql.query<{ id: string }>(
+    `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status, last_error) VALUES ($1, $2, $3::text[], $4, $5) RETURNING id::text AS id`,
+    [r.raw, r.sha256, r.phoneNumberIds, r.status, r.lastError],
+  )
+
+/**
+ * Several payloads in ONE autocommit INSERT: one round trip and one commit (one WAL flush) for
+ * payloads that arrived while the previous inserts were running. Ids are drawn in arrival order.
+ * If the statement fails, each payload is inserted alone, so one cannot fail another.
+ */
+async function insertMany(sql: Sql, rows: NewRow[]): Promise<Settled<string>[]> {
+  if (rows.length > 1) {
+    try {
+      const ids = await sql.query<{ id: string }>(
+        `WITH x AS (SELECT nextval('webhook_inbox_id_seq') AS id, u.*
+                      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(raw, sha, numbers, status, err, ord)),
+              ins AS (INSERT INTO webhook_inbox (id, raw_body, body_sha256, phone_number_ids, status, last_error) OVERRIDING SYSTEM VALUE
+                      SELECT x.id, x.raw, x.sha, ARRAY(SELECT json_array_elements_text(x.numbers::json)), x.status, x.err FROM x)
+         SELECT id::text AS id FROM x ORDER BY ord`,
+        [
+          rows.map((r) => r.raw),
+          rows.map((r) => r.sha256),
+          rows.map((r) => JSON.stringify(r.phoneNumberIds)),
+          rows.map((r) => r.status),
+          rows.map((r) => r.lastError),
+        ],
+        'inbox-insert-many',
       )
-      return row!.id
+      return ids.map((r) => ({ ok: true, value: r.id }))
+    } catch {
+      // each alone, below
+    }
+  }
+  const out: Settled<string>[] = []
+  for (const r of rows) {
+    try {
+      out.push({ ok: true, value: (await insertOne(sql, r))[0]!.id })
+    } catch (error) {
+      out.push({ ok: false, error })
+    }
+  }
+  return out
+}
+
+export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
+  const inserts = createGroupCommit<NewRow, string>({
+    concurrency: opts.groupConcurrency ?? 0,
+    maxSize: opts.groupMax ?? 100,
+    run: (rows) => insertMany(sql, rows),
+  })
+  return {
+    /**
+     * Commits the raw payload (autocommit; grouped with payloads arriving meanwhile, see
+     * insertMany) and returns its id once committed.
+     */
+    insert(raw: string, sha256: string, phoneNumberIds: string[], status: InboxStatus = 'pending', lastError: string | null = null): Promise<string> {
+      return inserts.submit({ raw, sha256, phoneNumberIds, status, lastError })
+    },
+
+    /** Grouped INSERTs run so far (tests). */
+    get insertStatements() {
+      return inserts.batches
     },
 
     /**

@@ -44,7 +44,7 @@ export default fp(
       labelNames: ['status'] as const,
       registers: [app.metrics.registry],
     })
-    const inbox = createInboxRepository(sql)
+    const inbox = createInboxRepository(sql, { groupConcurrency: app.config.GROUP_COMMIT_CONCURRENCY, groupMax: app.config.GROUP_COMMIT_MAX_ITEMS })
     const processor = createWebhookProcessor(
       { sql, ledger: app.ledger, inbox, onStatus: (status) => processed.inc({ status }) },
       { inlineMax: app.config.WEBHOOK_INLINE_MAX },
