@@ -121,10 +121,10 @@ function toDate(v: Date | string | undefined, fallback: Date): Date | null {
 }
 
 /** Pure validation of one item. */
-function validate(item: AppendItem, index: number, receivedAt: Date, origin: Origin): Candidate | ItemResult {
+function validate(item: AppendItem, index: number, receivedAt: Date, origin: Origin, memo: Map<string, string | null>): Candidate | ItemResult {
   if (!SOURCES.includes(item.source)) return reject('invalid_source', `unknown source ${JSON.stringify(item.source)}`)
   if (item.identifyOnly) {
-    const ids = validateIdentities(item)
+    const ids = validateIdentities(item, memo)
     if (!Array.isArray(ids)) return ids
     return { index, origin, identifyOnly: true, identities: ids, groupId: '', state: 'subscribed', occurredAt: receivedAt, source: item.source, method: null, evidence: {} }
   }
@@ -151,7 +151,7 @@ function validate(item: AppendItem, index: number, receivedAt: Date, origin: Ori
   if (evidenceJson.length > EVIDENCE_MAX_BYTES || evidenceJson.includes('\\u0000')) {
     return reject('invalid_evidence', `evidence must be at most ${EVIDENCE_MAX_BYTES} bytes of JSON without NUL characters`, '/evidence')
   }
-  const identities = validateIdentities(item)
+  const identities = validateIdentities(item, memo)
   if (!Array.isArray(identities)) return identities
   return {
     index,
@@ -171,13 +171,21 @@ function validate(item: AppendItem, index: number, receivedAt: Date, origin: Ori
   }
 }
 
-function validateIdentities(item: AppendItem): Identity[] | ItemResult {
+/** `memo`: normalized values of the batch by type and raw value (phone parsing is the costly part,
+ * and the items of one object or one signal repeat the same identities). */
+function validateIdentities(item: AppendItem, memo: Map<string, string | null>): Identity[] | ItemResult {
   const identities: Identity[] = []
   if (item.contactId !== undefined) return UUID.test(item.contactId) ? identities : reject('unknown_contact', 'contact not found')
   const raw = item.identities ?? []
   if (raw.length === 0) return reject('missing_identity', 'one of external_id, phone or bsuid is required')
   for (const r of raw) {
-    const value = normalizeIdentity(r.type, r.value)
+    let value: string | null | undefined
+    if (typeof r.value !== 'string') value = normalizeIdentity(r.type, r.value)
+    else {
+      const k = `${r.type}\u0000${r.value}`
+      value = memo.get(k)
+      if (value === undefined) memo.set(k, (value = normalizeIdentity(r.type, r.value)))
+    }
     if (value === null) {
       return r.type === 'phone'
         ? reject('invalid_phone', `phone ${JSON.stringify(r.value)} is not a valid phone number`, '/phone')
@@ -222,11 +230,12 @@ export function createLedger(hooks: LedgerHooks = {}) {
     const total = units.reduce((n, u) => (offsets.push(n), n + u.items.length), 0)
     const validated: (ItemResult | undefined)[] = new Array(total)
     const candidates: Candidate[] = []
+    const memo = new Map<string, string | null>()
     const origins = units.map((u): Origin => ({ actor: u.ctx.actor, request_id: u.ctx.requestId ?? null, idempotency_key: u.ctx.idempotencyKey ?? null }))
     units.forEach((u, k) => {
       const receivedAt = new Date(Math.floor((u.ctx.receivedAt ?? new Date()).getTime()))
       u.items.forEach((item, i) => {
-        const v = validate(item, offsets[k]! + i, receivedAt, origins[k]!)
+        const v = validate(item, offsets[k]! + i, receivedAt, origins[k]!, memo)
         if ('status' in v) validated[offsets[k]! + i] = v
         else candidates.push(v)
       })

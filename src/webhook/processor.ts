@@ -573,7 +573,7 @@ function rowStatus(rejected: Map<string, number>, unmapped: boolean, deferred: b
  */
 function identitiesOf(s: Signal): RawIdentity[] {
   const out: RawIdentity[] = []
-  if (s.who.waId !== undefined && (normalizePhone(s.who.waId) !== null || s.who.bsuid === undefined)) out.push({ type: 'phone', value: s.who.waId })
+  if (s.who.waId !== undefined && (s.who.bsuid === undefined || normalizePhone(s.who.waId) !== null)) out.push({ type: 'phone', value: s.who.waId })
   if (s.who.bsuid !== undefined) out.push({ type: 'bsuid', value: s.who.bsuid })
   return out
 }

@@ -1,0 +1,72 @@
+/**
+ * Group commit (src/db/group-commit.ts) without a database: batching by key and size, answers per
+ * item, and the linger that keeps callers in step together (10 clients that each send their next
+ * item as soon as the last is answered must form batches of 10, not 1 + 9).
+ */
+import t from 'tap'
+import { createGroupCommit, type Settled } from '../../src/db/group-commit.js'
+
+/** A group commit whose batches take one macrotask, recording each batch. */
+function recorder(opts: { concurrency?: number; maxSize?: number; lingerMs?: number } = {}) {
+  const batches: number[][] = []
+  const gc = createGroupCommit<number, number>({
+    concurrency: opts.concurrency ?? 1,
+    maxSize: opts.maxSize ?? 100,
+    lingerMs: opts.lingerMs,
+    key: (n) => (n < 0 ? 'negative' : 'positive'),
+    size: (n) => (Math.abs(n) >= 1000 ? 5 : 1),
+    run: async (items) => {
+      batches.push(items)
+      await new Promise((r) => setImmediate(r))
+      return items.map((n): Settled<number> => (n === 13 ? { ok: false, error: new Error('unlucky') } : { ok: true, value: n * 2 }))
+    },
+  })
+  return { gc, batches }
+}
+
+t.test('answers each item, batches by key and size', async (t) => {
+  const { gc, batches } = recorder({ maxSize: 3 })
+  const all = await Promise.allSettled([1, 2, -1, 3, 13, 4, -2, 1000, 5].map((n) => gc.submit(n)))
+  t.same(
+    all.map((s) => (s.status === 'fulfilled' ? s.value : 'error')),
+    [2, 4, -2, 6, 'error', 8, -4, 2000, 10],
+  )
+  // 1 and -1 start at once (two keys); 1000 (size 5 > 3) alone at once; then 2,3,13 and 4,5 by three; -2.
+  t.same(batches, [[1], [-1], [1000], [2, 3, 13], [-2], [4, 5]])
+})
+
+t.test('concurrency 0: every item alone, at once', async (t) => {
+  const { gc, batches } = recorder({ concurrency: 0 })
+  await Promise.all([1, 2, 3].map((n) => gc.submit(n)))
+  t.same(batches, [[1], [2], [3]])
+})
+
+t.test('callers in step form one batch per round (linger), a lone caller starts at once', async (t) => {
+  const { gc, batches } = recorder()
+  const clients = 10
+  const rounds = 20
+  // Each client sends its next item a macrotask after its answer, as a client across a socket would.
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let r = 0; r < rounds; r++) {
+        await gc.submit(c)
+        await new Promise((res) => setImmediate(res))
+      }
+    }),
+  )
+  const sizes = batches.map((b) => b.length)
+  t.equal(sizes.reduce((a, b) => a + b, 0), clients * rounds)
+  // The first item starts alone (nothing seen yet) and the other nine wait for it; from then on all
+  // ten go together, but for the last round of the nine.
+  t.equal(sizes[0], 1)
+  t.same(sizes.slice(1, -1), new Array(sizes.length - 2).fill(clients), `batch sizes ${sizes.join(',')}`)
+  t.equal(sizes.at(-1), clients - 1)
+
+  // One caller alone: the first waits for the load it remembers (at most lingerMs), then none do.
+  for (let i = 0; i < 2; i++) await gc.submit(7)
+  await new Promise((res) => setImmediate(res))
+  const before = batches.length
+  const p = gc.submit(7)
+  t.equal(batches.length, before + 1, 'started synchronously, without waiting')
+  await p
+})
