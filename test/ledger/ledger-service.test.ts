@@ -133,6 +133,23 @@ t.test('ledger.append', async (t) => {
     t.equal(await stopped(), false)
   })
 
+  t.test('values that are not plain tokens are stored exactly (array parameters built by hand only for tokens)', async (t) => {
+    const odd = ['PN,"x" {y} \\z', 'NULL', 'null', 'pn two']
+    const ids = [{ type: 'phone' as const, value: '+14155550105' }]
+    // One append each: an array with one odd element is escaped whole, so each case alone.
+    for (const [i, n] of odd.entries()) {
+      const r = await ledger.append(sql, ctx, [
+        item({ identities: ids, state: 'unsubscribed', source: 'meta_user_preferences', occurredAt: `2026-06-0${i + 1}T00:00:00Z`, platformStop: { action: 'stop', phoneNumberId: n } }),
+      ])
+      t.match(r, [{ status: 'applied' }], n)
+    }
+    const rows = await sql.query<{ phone_number_id: string }>(
+      `SELECT p.phone_number_id FROM platform_stops p JOIN identities i ON i.contact_id = p.contact_id WHERE i.value = $1 ORDER BY p.occurred_at`,
+      [ids[0]!.value],
+    )
+    t.same(rows.map((x) => x.phone_number_id), odd)
+  })
+
   t.test('every chain verifies and the projection equals the fold', async (t) => {
     const contacts = await sql.query<{ id: string; chain_head: string; chain_length: number }>(`SELECT id, chain_head, chain_length FROM contacts`)
     t.ok(contacts.length >= 4)
