@@ -150,6 +150,16 @@ t.test('ledger.append', async (t) => {
     t.same(rows.map((x) => x.phone_number_id), odd)
   })
 
+  t.test('identities that are not plain tokens are found again by prepare', async (t) => {
+    for (const v of ['NULL', 'null', 'a b', 'x"y{z}', 'back\\slash', 'plain-token.1']) {
+      const id = [{ type: 'external_id' as const, value: v }]
+      const [first] = await ledger.append(sql, ctx, [item({ identities: id, state: 'subscribed' })])
+      const [second] = await ledger.append(sql, ctx, [item({ identities: id, state: 'unsubscribed' })])
+      t.match(first, { status: 'applied' }, v)
+      t.match(second, { status: 'applied', changed: true, contact_id: (first as { contact_id: string }).contact_id }, `${v}: same contact, current state read`)
+    }
+  })
+
   t.test('every chain verifies and the projection equals the fold', async (t) => {
     const contacts = await sql.query<{ id: string; chain_head: string; chain_length: number }>(`SELECT id, chain_head, chain_length FROM contacts`)
     t.ok(contacts.length >= 4)
