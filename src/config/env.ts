@@ -35,7 +35,7 @@ export const EnvSchema = Type.Object({
   /** How often the checkpoint job looks for due workspaces (ms). */
   CHECKPOINT_POLL_MS: Type.Integer({ minimum: 10, default: 5_000 }),
   /** Rows per import batch (one transaction, one ledger append): larger is faster, smaller holds less memory. */
-  IMPORT_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 50_000, default: 2_500 }),
+  IMPORT_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 50_000, default: 1_000 }),
   /** Webhook payloads processed inside their own request at once; beyond, acknowledged on commit and processed in batches right after (0: always batch). */
   WEBHOOK_INLINE_MAX: Type.Integer({ minimum: 0, maximum: 1000, default: 4 }),
   /**

@@ -23,12 +23,13 @@ export interface ImportWorkerOptions {
 }
 
 /**
- * Rows per batch. Larger batches amortise the per-transaction cost (5,000 rows is ~10% faster
- * than 2,500), but the ledger's working set grows with the batch: measured peak RSS of the
- * service was ~320 MB at 5,000 rows; at 2,500, 297 MB over a whole 1,000,000-row import
- * (bench/import.mjs, target: <= 300 MB).
+ * Rows per batch. Larger batches amortise the per-transaction cost, but the ledger's working set
+ * grows with the batch. Peak RSS of the service over a whole 1,000,000-row import
+ * (bench/import.mjs, target: <= 300 MB): ~320 MB at 5,000 rows; at 2,500, 292-297 MB in the
+ * morning runs of 2026-12-01 and 306-330 MB in the afternoon's (same code); at 1,500, 299 MB; at
+ * 1,000, 274 MB, for 3% less throughput (11.8k vs 12.0-12.5k rows/s).
  */
-export const DEFAULT_BATCH_SIZE = 2500
+export const DEFAULT_BATCH_SIZE = 1000
 
 const TRANSIENT_SQLSTATE = /^(40001|40P01|23505|08...|57P0[1-3]|53...|55P03)$/
 const TRANSIENT_NODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'])
