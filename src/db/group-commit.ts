@@ -1,9 +1,10 @@
 /**
  * Group commit: items that arrive while `concurrency` batches of their key are running wait, and
- * the next batch takes all of them (up to `maxSize`). At low load an item starts at once, alone:
- * there is no timer and no added wait; items only go together when they would queue for the
- * database anyway, and then share one round trip, one statement start-up and one COMMIT (one WAL
- * flush). Every item is answered only after the batch holding it has finished (committed).
+ * the next batch takes all of them (up to `maxSize`). At low load an item starts at once, alone;
+ * under steady load an idle lane lingers up to `lingerMs` (1 ms) for as many items as it saw
+ * pending lately (see pump). Items that go together share one round trip, one statement start-up
+ * and one COMMIT (one WAL flush). Every item is answered only after the batch holding it has
+ * finished (committed).
  *
  * `run` answers each item of a batch on its own (value or error), so a batch can isolate a bad
  * item (see append-coalescer.ts: a failed shared transaction reruns each item alone).

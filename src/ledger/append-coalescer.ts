@@ -10,7 +10,8 @@
  * lost. Isolation: if a shared transaction fails for any reason (a request's own write, a deadlock,
  * a merge or move of contacts: SplitRequired), nothing of it committed, and each of its requests
  * runs again alone, exactly as it would have run without grouping; so one request's failure never
- * becomes another's. Hence a unit's `finish` may run twice: it must write only through `tx`.
+ * becomes another's. Hence a unit's `finish` may run twice: it must write only through `tx`. A
+ * batch whose COMMIT itself failed is not run again (it may have committed): its requests fail.
  *
  * Order: units of a workspace are appended in arrival order within a transaction; two
  * transactions of a workspace may run at once, as two requests could.
@@ -55,6 +56,7 @@ export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerO
   async function run(batch: Unit[]): Promise<Settled<unknown>[]> {
     if (batch.length === 1) return [await runAlone(batch[0]!)]
     let answers: unknown[]
+    let committing = false
     try {
       answers = await sql.tx(async (tx) => {
         const results = await ledger.appendUnits(
@@ -63,10 +65,14 @@ export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerO
         )
         const out: unknown[] = []
         for (let i = 0; i < batch.length; i++) out.push(await batch[i]!.finish(tx, results[i]!))
+        committing = true
         return out
       })
-    } catch {
-      // Nothing committed: each request again, on its own.
+    } catch (error) {
+      // A failed COMMIT (a lost connection, a deferred check) may or may not have committed:
+      // never run such a batch again; its requests get the error, as a lone request would.
+      if (committing) return batch.map(() => ({ ok: false, error }))
+      // Failed before COMMIT, so rolled back: each request again, on its own.
       const alone: Settled<unknown>[] = []
       for (const u of batch) alone.push(await runAlone(u))
       return alone

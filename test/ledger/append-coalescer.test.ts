@@ -99,6 +99,37 @@ t.test('append coalescer', async (t) => {
     for (let i = 0; i < 6; i++) t.equal((await eventsOf(`fail-${i}`)).length, i === 3 ? 0 : 1, `request ${i}: events committed once`)
   })
 
+  t.test('a shared batch whose COMMIT fails is not run again (it might have committed)', async (t) => {
+    // A deferred constraint trigger: the error comes from COMMIT, after every statement succeeded.
+    await sql.query(`CREATE TABLE commit_fails (x int)`)
+    await sql.query(`CREATE FUNCTION commit_fails_raise() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$`)
+    await sql.query(
+      `CREATE CONSTRAINT TRIGGER commit_fails_check AFTER INSERT ON commit_fails DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION commit_fails_raise()`,
+    )
+    const groups = createAppendCoalescer(sql, ta.app.ledger, { concurrency: 1, maxItems: 1000 })
+    const runs = new Map<number, number>()
+    const settled = await Promise.allSettled(
+      Array.from({ length: 4 }, (_, i) =>
+        groups.submit({
+          ctx: ctx(`cf-${i}`),
+          items: [item(`+1415555${String(7000 + i)}`)],
+          finish: async (tx, results) => {
+            runs.set(i, (runs.get(i) ?? 0) + 1)
+            if (i === 2) await tx.query(`INSERT INTO commit_fails VALUES (1)`)
+            return results
+          },
+        }),
+      ),
+    )
+    t.same(
+      settled.map((s) => s.status),
+      ['fulfilled', 'rejected', 'rejected', 'rejected'],
+      'the first ran alone; the batch of the other three failed at COMMIT',
+    )
+    t.same([...runs.entries()].sort(), [[0, 1], [1, 1], [2, 1], [3, 1]], 'no finish ran twice')
+    for (let i = 1; i < 4; i++) t.equal((await eventsOf(`cf-${i}`)).length, 0, `request ${i}: nothing committed`)
+  })
+
   t.test('a merge in a shared batch is redone request by request, its events attributed to its request', async (t) => {
     const groups = createAppendCoalescer(sql, ta.app.ledger, { concurrency: 1, maxItems: 1000 })
     // Two contacts, then a request showing both identities: a merge.
