@@ -44,10 +44,14 @@ type Unit = CommitUnit<unknown>
 export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerOptions) {
   let grouped = 0
 
+  /** The unit alone, inside the caller's transaction: its append, then its `finish`. */
+  async function runIn<T>(tx: Sql, unit: CommitUnit<T>): Promise<T> {
+    return unit.finish(tx, unit.items.length === 0 ? [] : await ledger.append(tx, unit.ctx, unit.items))
+  }
+
   async function runAlone(unit: Unit): Promise<Settled<unknown>> {
     try {
-      const { ctx, items, finish } = unit
-      return { ok: true, value: await sql.tx(async (tx) => finish(tx, items.length === 0 ? [] : await ledger.append(tx, ctx, items))) }
+      return { ok: true, value: await sql.tx((tx) => runIn(tx, unit)) }
     } catch (error) {
       return { ok: false, error }
     }
@@ -92,6 +96,8 @@ export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerO
   return {
     /** Appends the unit (grouped with others when the workspace is busy) and returns its `finish`'s answer. */
     submit: <T>(unit: CommitUnit<T>): Promise<T> => groups.submit(unit as Unit) as Promise<T>,
+    /** Never grouped: the unit in the caller's transaction (a request under an Idempotency-Key). */
+    runIn,
     /** Requests answered from a shared transaction that committed (tests, metrics). */
     get grouped() {
       return grouped

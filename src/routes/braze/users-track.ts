@@ -155,7 +155,7 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
         const out = await app.appendGroups.submit({ ctx, items, finish })
         return reply.code(out.statusCode).send(out.body)
       }
-      return replyIdempotent(app, request, reply, async (tx) => finish(tx, items.length === 0 ? [] : await app.ledger.append(tx, ctx, items)))
+      return replyIdempotent(app, request, reply, (tx) => app.appendGroups.runIn(tx, { ctx, items, finish }))
     },
   )
 }
