@@ -112,7 +112,8 @@ async function startService(url, label) {
 
 async function startBare(url) {
   const port = await freePort()
-  const child = spawnNode([join(root, 'bench/bare-server.mjs')], {
+  const bareArgs = (env.BENCH_BARE_NODE_ARGS ?? '').split(' ').filter(Boolean) // as BENCH_SERVICE_NODE_ARGS, for the bare server
+  const child = spawnNode([...bareArgs, join(root, 'bench/bare-server.mjs')], {
     cwd: root,
     label: 'bare',
     cleanEnv: true,

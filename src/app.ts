@@ -7,6 +7,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config/env.js'
+import { childLoggerFactory } from './logging.js'
 import { DomainError } from './errors/domain-error.js'
 import configPlugin from './plugins/config.js'
 import dbPlugin from './plugins/db.js'
@@ -58,6 +59,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     },
     // Our own closing answer (below) instead of Fastify's, so it is problem+json with x-request-id.
     return503OnClosing: false,
+    childLoggerFactory,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Graceful shutdown: once close() begins, requests still arriving on open connections get 503 and
@@ -66,12 +68,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   app.addHook('preClose', async () => {
     closing = true
   })
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style (as the per-request hooks of auth and metrics): no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    if (closing) {
-      reply.header('connection', 'close')
-      throw new DomainError(503, 'shutting_down', 'The service is shutting down; retry the request.', undefined, { 'retry-after': '1' })
-    }
+    if (!closing) return done()
+    reply.header('connection', 'close')
+    done(new DomainError(503, 'shutting_down', 'The service is shutting down; retry the request.', undefined, { 'retry-after': '1' }))
   })
   // JSON API: Fastify's built-in text/plain parser would hand a string to the body schema (a
   // confusing 400 "must be object"); without it a text/plain body is a 415 like any other type.

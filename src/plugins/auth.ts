@@ -2,8 +2,14 @@
  * API-key authentication (DESIGN §1): `Authorization: Bearer <key>`. Missing, unknown or revoked:
  * 401. Known key without the scope: 403. Routes declare `config.scope` (or `config.root` for the
  * workspace administration that only the bootstrap key may do); routes with neither are public.
+ *
+ * Each protected route gets its own onRequest hook when it is added (as @fastify/rate-limit does):
+ * public routes run no auth code, and a protected one knows its scope without reading the route's
+ * options per request. The hook is callback-style and answers synchronously when the key was seen
+ * lately (src/auth/api-keys.ts): the pre-send check pays no promise or hashing for it.
  */
 import fp from 'fastify-plugin'
+import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { hasScope, type Principal, type Scope } from '../auth/api-keys.js'
 import { forbidden, unauthorized } from '../errors/domain-error.js'
 
@@ -19,21 +25,40 @@ declare module 'fastify' {
   }
 }
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i
+
 export default fp(
   async (app) => {
     app.decorateRequest('principal', null as unknown as Principal)
-    // onRequest, before body parsing and before the rate limiter (which keys on the principal).
-    app.addHook('onRequest', async (request) => {
-      const cfg = request.routeOptions.config
-      if (!cfg?.scope && !cfg?.root) return
-      const header = request.headers.authorization
-      const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
-      if (!m) throw unauthorized()
-      const principal = await app.apiKeys.authenticate(m[1]!)
-      if (!principal) throw unauthorized('The API key is unknown or revoked.')
+
+    /** The request's error when `principal` may not call the route, else undefined (and it is set). */
+    function admit(request: FastifyRequest, principal: Principal | null, scope: Scope | undefined, root: boolean): Error | undefined {
+      if (!principal) return unauthorized('The API key is unknown or revoked.')
       request.principal = principal
-      if (cfg.root && !principal.isRoot) throw forbidden('Only the root key (CONSENT_ADMIN_KEY) may manage workspaces.')
-      if (cfg.scope && !hasScope(principal, cfg.scope)) throw forbidden(`This API key lacks the scope ${cfg.scope}.`)
+      if (root && !principal.isRoot) return forbidden('Only the root key (CONSENT_ADMIN_KEY) may manage workspaces.')
+      if (scope && !hasScope(principal, scope)) return forbidden(`This API key lacks the scope ${scope}.`)
+      return undefined
+    }
+
+    function hookFor(scope: Scope | undefined, root: boolean): onRequestHookHandler {
+      return (request, _reply, done) => {
+        const header = request.headers.authorization
+        const m = header ? BEARER.exec(header) : null
+        if (!m) return done(unauthorized())
+        const key = m[1]!
+        const hit = app.apiKeys.cached(key)
+        if (hit !== undefined) return done(admit(request, hit, scope, root))
+        app.apiKeys.authenticate(key).then((principal) => done(admit(request, principal, scope, root)), done)
+      }
+    }
+
+    // Route-level onRequest hooks run after the global ones (request id, shutdown) and before the
+    // rate limiter's preHandler, which keys on the principal. Auth goes first among the route's own.
+    app.addHook('onRoute', (route) => {
+      const cfg = route.config
+      if (!cfg?.scope && !cfg?.root) return
+      const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+      route.onRequest = [hookFor(cfg.scope, cfg.root === true), ...own]
     })
   },
   { name: 'auth', dependencies: ['services'] },

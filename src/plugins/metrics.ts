@@ -52,12 +52,13 @@ export default fp(
     })
     app.decorate('metrics', { registry, ledgerAppends })
 
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       // The route pattern, never the raw URL (bounded label cardinality).
       const route = request.routeOptions.url ?? 'unmatched'
       const labels = { method: request.method, route, status: String(reply.statusCode) }
       requests.inc(labels)
       duration.observe(labels, reply.elapsedTime / 1000)
+      done()
     })
   },
   { name: 'metrics', dependencies: ['db'] },

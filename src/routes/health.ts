@@ -7,11 +7,11 @@ const Health = Type.Object({ status: Type.String() })
 const Ready = Type.Object({ status: Type.String(), database: Type.String(), migrations: Type.String() })
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/healthz', { schema: { tags: ['operations'], security: [], response: { 200: Health } } }, async () => ({ status: 'ok' }))
+  app.get('/healthz', { config: { rateLimit: false }, schema: { tags: ['operations'], security: [], response: { 200: Health } } }, async () => ({ status: 'ok' }))
 
   app.get(
     '/readyz',
-    { schema: { tags: ['operations'], security: [], response: { 200: Ready, 503: Ready } } },
+    { config: { rateLimit: false }, schema: { tags: ['operations'], security: [], response: { 200: Ready, 503: Ready } } },
     async (_request, reply) => {
       let database = 'ok'
       let migrations = 'current'
@@ -29,7 +29,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/metrics',
-    { schema: { tags: ['operations'], security: [], produces: ['text/plain'], response: { 200: Type.String() } } },
+    { config: { rateLimit: false }, schema: { tags: ['operations'], security: [], produces: ['text/plain'], response: { 200: Type.String() } } },
     async (_request, reply) => {
       reply.type(app.metrics.registry.contentType)
       return app.metrics.registry.metrics()

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig } from '../../src/config/env.js'
-import { loggerOptions, REDACT_PATHS } from '../../src/logging.js'
+import { childLoggerFactory, loggerOptions, REDACT_PATHS } from '../../src/logging.js'
 import { freshDatabase } from '../helpers/db.js'
 import { ROOT_KEY } from '../helpers/build-app.js'
 
@@ -111,6 +111,29 @@ t.test('API key objects are redacted in `key` and `api_key` fields', async (t) =
   app.log.info({ key: WORKSPACE_SECRET, created: { api_key: WORKSPACE_SECRET, name: 'k1' } }, 'keys')
   const line = logs.lines.find((l) => l.msg === 'keys')
   t.same({ key: line?.key, created: line?.created }, { key: '[redacted]', created: { api_key: '[redacted]', name: 'k1' } })
+  t.notMatch(logs.text(), WORKSPACE_SECRET)
+})
+
+t.test('the per-request child logger carries its bindings as JSON and keeps route log options', async (t) => {
+  const { stream, logs } = capture()
+  const log = pino(loggerOptions({ LOG_LEVEL: 'info' }, false), stream)
+  const child = childLoggerFactory(log, { reqId: 'odd "id" \\ with quotes' }, {})
+  child.info({ key: WORKSPACE_SECRET }, 'from child')
+  const grandchild = child.child({ step: 2 })
+  grandchild.info('from grandchild')
+  const quiet = childLoggerFactory(log, { reqId: 'r2' }, { level: 'error' })
+  quiet.info('dropped')
+  quiet.error('kept')
+  const lines = logs.lines
+  t.same(
+    lines.map((l) => [l.msg, l.reqId, l.step]),
+    [
+      ['from child', 'odd "id" \\ with quotes', undefined],
+      ['from grandchild', 'odd "id" \\ with quotes', 2],
+      ['kept', 'r2', undefined],
+    ],
+  )
+  t.equal(lines[0]!.key, '[redacted]', "the child's own fields are still redacted")
   t.notMatch(logs.text(), WORKSPACE_SECRET)
 })
 

@@ -26,7 +26,16 @@ t.test('limits per API key with x-ratelimit-* and retry-after on 429', async (t)
   t.ok(Number(limited.headers['retry-after']) > 0, 'retry-after is set')
   t.ok(limited.headers['x-ratelimit-reset'] !== undefined)
   t.equal((await get(k2)).statusCode, 200, 'another key has its own budget')
-  t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'health checks are never limited')
+  // More than the limit (3) from one address: operations routes are never limited.
+  for (const url of ['/healthz', '/readyz', '/metrics']) {
+    const answers = []
+    for (let i = 0; i < 5; i++) answers.push(await app.inject({ url }))
+    t.same(answers.map((r) => r.statusCode), [200, 200, 200, 200, 200], `${url} is never limited`)
+    t.equal(answers[4]!.headers['x-ratelimit-limit'], undefined, `${url} carries no rate-limit headers`)
+  }
+  const verify = []
+  for (let i = 0; i < 4; i++) verify.push((await app.inject({ url: '/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1' })).statusCode)
+  t.equal(verify[3], 429, 'other public routes are limited by address')
 
   const big = await createKey(app, { name: 'big', scopes: ['consent:read'], rate_limit_max: 5 })
   const codes = []
