@@ -84,10 +84,10 @@ function baseEnv() {
   return { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production' }
 }
 
-async function startService(url, label) {
+async function startService(url, label, script = ['dist/src/cli.js', 'serve']) {
   const port = await freePort()
   const nodeArgs = (env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean) // e.g. --cpu-prof --cpu-prof-dir=/tmp/prof
-  const child = spawnNode([...nodeArgs, join(root, 'dist/src/cli.js'), 'serve'], {
+  const child = spawnNode([...nodeArgs, join(root, script[0]), ...script.slice(1)], {
     cwd: root,
     label,
     cleanEnv: true,
@@ -288,7 +288,34 @@ async function checkWorkload(ctx) {
     target(`check: >= 80% of bare throughput`, `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.8),
     target(`check: p99 <= 5 ms at ${CONNECTIONS} connections`, `${r.p99} ms`, r.p99 <= 5),
   ]
-  return [r]
+  return [r, await stackCeiling(ctx, pick)]
+}
+
+/**
+ * Where the check's time goes: the bare route's PK SELECT inside the service's own HTTP stack
+ * (bench/stack-server.mjs: buildApp with auth, rate limit, metrics, request id, logger, validation)
+ * against the bare route. Its ratio is the ceiling of the check ratio set by the stack alone; the
+ * rest of the gap is the check's own work (group, normalisation, its query, the answer).
+ */
+async function stackCeiling(ctx, pick) {
+  const stack = await startService(ctx.url, 'stack', ['bench/stack-server.mjs'])
+  try {
+    await api(stack.base, 'GET', `/pk?id=${encodeURIComponent(pick())}`)
+    const cmp = await compare({
+      service: { pid: stack.pid, opts: () => ({ url: stack.base, headers: { authorization: headers.authorization }, requests: [{ method: 'GET', setupRequest: (r) => ({ ...r, path: `/pk?id=${encodeURIComponent(pick())}` }) }] }) },
+      baseline: { pid: ctx.bare.pid, opts: () => ({ url: ctx.bare.base, requests: [{ method: 'GET', setupRequest: (r) => ({ ...r, path: `/pk?id=${encodeURIComponent(pick())}` }) }] }) },
+    })
+    return row({
+      workload: 'check',
+      name: "ceiling: the bare PK SELECT route inside the service's HTTP stack (request id, API-key auth, rate limit, metrics, logger, validation)",
+      unit: 'req/s',
+      cmp,
+      baselineName: 'bare PK SELECT',
+      notes: ["the same handler as the bare route, in the service's app (bench/stack-server.mjs): the ceiling of the check ratio set by the stack alone"],
+    })
+  } finally {
+    await stopChild(stack.child)
+  }
 }
 
 async function batchWorkload(ctx) {

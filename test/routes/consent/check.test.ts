@@ -48,6 +48,20 @@ t.test('POST /consent/check answers every reason, in input order', async (t) => 
     ],
   )
   t.equal(results[4].error, 'invalid_identifier')
+  // One identifier at a time (its own statement, src/check/check-service.ts checkOne) answers exactly
+  // as the batch did, for every reason: POST with one identifier, and the GET form.
+  const asked: Array<['phones' | 'external_ids' | 'bsuids', string]> = [
+    ...[phone(2), phone(1), '14155550003', phone(9), 'nonsense'].map((v) => ['phones', v] as ['phones', string]),
+    ['external_ids', 'u3'],
+    ['bsuids', 'US.13491208655302741918'],
+  ]
+  for (const [k, [field, value]] of asked.entries()) {
+    const single = await ta.app.inject({ method: 'POST', url: '/consent/check', headers: ta.root, payload: { subscription_group_id: g, [field]: [value] } })
+    t.same(single.json().results, [results[k]], `${value} alone (POST)`)
+    const param = { phones: 'phone', external_ids: 'external_id', bsuids: 'bsuid' }[field]
+    const get = await ta.app.inject({ method: 'GET', url: `/consent/check?${param}=${encodeURIComponent(value)}&subscription_group_id=${g}`, headers: ta.root })
+    t.same(get.json(), results[k], `${value} alone (GET)`)
+  }
   t.match(results[1], { event_id: /^[0-9a-f-]{36}$/, occurred_at: /Z$/, subscription_group_id: g })
   t.equal(results[3].event_id, null)
   const contactsAfter = (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM contacts`))[0]!.n
