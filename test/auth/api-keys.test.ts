@@ -80,6 +80,36 @@ t.test('missing, unknown and malformed credentials answer 401 problem+json with 
   t.equal((await listGroups(ta, ta.root)).statusCode, 200)
 })
 
+t.test('each protected route authenticates once per request, its HEAD twin too; public routes ignore credentials', async (t) => {
+  const ta = await buildTestApp(t)
+  const reader = await createKey(ta, ta.root, ['consent:read'])
+  const writer = await createKey(ta, ta.root, ['consent:write'])
+  const head = (headers: Record<string, string>) => ta.app.inject({ method: 'HEAD', url: '/subscription-groups', headers })
+  t.equal((await head({})).statusCode, 401, 'HEAD without a key')
+  t.equal((await head(writer.auth)).statusCode, 403, 'HEAD without the scope')
+  t.equal((await head(reader.auth)).statusCode, 200, 'HEAD with the scope')
+  // The second use of each answer comes from the in-memory cache (by the presented key).
+  const unknown = { authorization: 'Bearer cl_abcdefghijkl_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB' }
+  t.same([(await listGroups(ta, unknown)).statusCode, (await listGroups(ta, unknown)).statusCode], [401, 401], 'an unknown key, twice')
+  t.same([(await listGroups(ta, writer.auth)).statusCode, (await listGroups(ta, writer.auth)).statusCode], [403, 403], 'a key without the scope, twice')
+  t.same([(await listGroups(ta, reader.auth)).statusCode, (await listGroups(ta, reader.auth)).statusCode], [200, 200], 'a reader, twice')
+  const health = await ta.app.inject({ method: 'GET', url: '/healthz', headers: { authorization: 'Bearer not-a-key' } })
+  t.equal(health.statusCode, 200, 'a public route does not look at Authorization')
+  // Count the credential lookups: one per request on a protected route (GET and HEAD), none on a public one.
+  const keys = ta.app.apiKeys as { cached: (key: string) => unknown }
+  const cached = keys.cached
+  let lookups = 0
+  keys.cached = (key) => (lookups++, cached(key))
+  const counts = []
+  for (const inject of [() => head(reader.auth), () => listGroups(ta, reader.auth), () => ta.app.inject({ method: 'GET', url: '/healthz', headers: reader.auth })]) {
+    lookups = 0
+    t.equal((await inject()).statusCode, 200)
+    counts.push(lookups)
+  }
+  keys.cached = cached
+  t.same(counts, [1, 1, 0], 'HEAD and GET look the key up once, a public route never')
+})
+
 t.test('a key without the scope gets 403; admin implies every scope', async (t) => {
   const ta = await buildTestApp(t)
   const reader = await createKey(ta, ta.root, ['consent:read'])
