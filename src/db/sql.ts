@@ -7,7 +7,6 @@ import pg from 'pg'
 import type { PGlite, Transaction } from '@electric-sql/pglite'
 
 export interface Sql {
-  /** Run one statement and return its rows. */
   /**
    * Run one statement and return its rows. A `name` makes it a prepared statement on PostgreSQL
    * (planned once per connection): worth it on hot paths, where planning costs as much as running.
@@ -17,6 +16,22 @@ export interface Sql {
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T>
   /** True inside a transaction. */
   readonly inTransaction: boolean
+  /**
+   * Run `fn` once the outermost transaction has committed (at once outside one; never if it rolls
+   * back): for effects that must not count what did not happen, such as metrics.
+   */
+  afterCommit(fn: () => void): void
+}
+
+/** Callbacks of one transaction, run after its COMMIT (an exception in one does not stop the rest). */
+export function runAfterCommit(fns: (() => void)[]) {
+  for (const fn of fns) {
+    try {
+      fn()
+    } catch {
+      // metrics and the like: never the transaction's outcome
+    }
+  }
 }
 
 export function poolSql(pool: pg.Pool): Sql {
@@ -26,13 +41,15 @@ export function poolSql(pool: pg.Pool): Sql {
       const r = await pool.query(name ? { name, text, values: params } : { text, values: params })
       return r.rows as T[]
     },
+    afterCommit: (fn) => fn(),
     async tx<T>(fn: (sql: Sql) => Promise<T>) {
       const client = await pool.connect()
       // BEGIN goes out with the transaction's first statement (see clientSql): one round trip less.
-      const state = { begun: false }
+      const state: TxState = { begun: false, after: [] }
       try {
         const result = await fn(clientSql(client, state))
         if (state.begun) await client.query('COMMIT')
+        runAfterCommit(state.after)
         return result
       } catch (err) {
         if (state.begun) await client.query('ROLLBACK').catch(() => {})
@@ -66,9 +83,15 @@ function inlineParams(text: string, params: unknown[]): string {
  * transaction that runs no statement sends neither BEGIN nor COMMIT. (Round trips are most of the
  * cost of a small append: node-postgres waits for each answer before it sends the next statement.)
  */
-function clientSql(client: pg.PoolClient, state: { begun: boolean }): Sql {
+interface TxState {
+  begun: boolean
+  after: (() => void)[]
+}
+
+function clientSql(client: pg.PoolClient, state: TxState): Sql {
   const self: Sql = {
     inTransaction: true,
+    afterCommit: (fn) => void state.after.push(fn),
     async query<T>(text: string, params: unknown[] = [], name?: string) {
       if (!state.begun) {
         state.begun = true
@@ -89,19 +112,24 @@ function clientSql(client: pg.PoolClient, state: { begun: boolean }): Sql {
 export function pgliteSql(db: PGlite): Sql {
   return {
     inTransaction: false,
+    afterCommit: (fn) => fn(),
     async query<T>(text: string, params: unknown[] = []) {
       const r = await db.query<T>(text, params)
       return r.rows
     },
-    tx<T>(fn: (sql: Sql) => Promise<T>) {
-      return db.transaction((t) => fn(pgliteTxSql(t)))
+    async tx<T>(fn: (sql: Sql) => Promise<T>) {
+      const after: (() => void)[] = []
+      const result = await db.transaction((t) => fn(pgliteTxSql(t, after)))
+      runAfterCommit(after)
+      return result
     },
   }
 }
 
-function pgliteTxSql(t: Transaction): Sql {
+function pgliteTxSql(t: Transaction, after: (() => void)[]): Sql {
   const self: Sql = {
     inTransaction: true,
+    afterCommit: (fn) => void after.push(fn),
     async query<T>(text: string, params: unknown[] = []) {
       const r = await t.query<T>(text, params)
       return r.rows

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { Database } from '../db/client.js'
-import type { Sql } from '../db/sql.js'
+import { runAfterCommit, type Sql } from '../db/sql.js'
 import { DomainError, conflict, unprocessable } from '../errors/domain-error.js'
 import type { ImportDefaults } from './columns.js'
 import {
@@ -65,8 +65,10 @@ export function createImportService(database: Database) {
   async function inUploadTx<T>(fn: (tx: Sql, client?: import('pg').PoolClient) => Promise<T>): Promise<T> {
     if (!database.pool) return sql.tx((tx) => fn(tx))
     const client = await database.pool.connect()
+    const after: (() => void)[] = []
     const tx: Sql = {
       inTransaction: true,
+      afterCommit: (f) => void after.push(f),
       async query<R>(text: string, params: unknown[] = []) {
         return (await client.query(text, params)).rows as R[]
       },
@@ -77,6 +79,7 @@ export function createImportService(database: Database) {
       await client.query('BEGIN')
       const out = await fn(tx, client)
       await client.query('COMMIT')
+      runAfterCommit(after)
       return out
     } catch (err) {
       // An aborted COPY can leave the connection mid-protocol: never hand it back to the pool.

@@ -34,7 +34,7 @@ const MAX_FUTURE_MS = 5 * 60 * 1000
 const EVIDENCE_MAX_BYTES = 16 * 1024
 
 export interface LedgerHooks {
-  /** Called after commit with the number of events appended per source (metrics). */
+  /** Called after the append's (outermost) transaction commits, with its events per source (metrics). */
   onAppended?: (counts: Map<string, number>) => void
 }
 
@@ -688,7 +688,10 @@ export function createLedger(hooks: LedgerHooks = {}) {
         if (sql.inTransaction || !retryable || attempt >= 3) throw err
       }
     }
-    hooks.onAppended?.(counts)
+    // Counted once the events are durable: inside a caller's transaction (a shared group commit,
+    // an Idempotency-Key request, an import batch) only if and when it commits.
+    const appended = counts
+    if (hooks.onAppended) sql.afterCommit(() => hooks.onAppended!(appended))
     return split(results)
   }
 

@@ -1,6 +1,7 @@
 /** Operations routes (DESIGN §3.7): liveness, readiness (database + migrations) and Prometheus metrics. */
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.js'
+import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 
 t.test('GET /healthz → 200 ok, no key needed', async (t) => {
   const { app } = await buildTestApp(t)
@@ -82,4 +83,25 @@ t.test('GET /metrics: requests by route, latency histogram, pool gauge, ledger a
   t.match(after.body, /^http_requests_total\{method="POST",route="\/subscription-groups",status="201"\} 1$/m)
   // The first /metrics scrape counted itself once it had answered.
   t.match(after.body, /^http_requests_total\{method="GET",route="\/metrics",status="200"\} 1$/m)
+
+  // Appends inside a caller's transaction (a shared group commit, an Idempotency-Key request, an
+  // import batch) count once it commits, and never when it rolls back.
+  const apiAppends = async () => {
+    const m = /^ledger_appends_total\{source="api"\} (\d+)$/m.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)
+    return Number(m?.[1] ?? 0)
+  }
+  const item = (id: string) => ({ identities: [{ type: 'external_id' as const, value: id }], subscriptionGroupId: group.json().id, state: 'subscribed' as const, source: 'api' as const })
+  const ctx = { workspaceId: DEFAULT_WORKSPACE_ID, actor: 'test' }
+  await t.rejects(
+    app.database.sql.tx(async (tx) => {
+      await app.ledger.append(tx, ctx, [item('u2')])
+      throw new Error('the caller fails after the append')
+    }),
+  )
+  t.equal(await apiAppends(), 1, 'a rolled-back append is not counted')
+  await app.database.sql.tx(async (tx) => {
+    await app.ledger.append(tx, ctx, [item('u3'), item('u4')])
+    t.equal(await apiAppends(), 1, 'not counted before its transaction commits')
+  })
+  t.equal(await apiAppends(), 3, 'counted once committed')
 })

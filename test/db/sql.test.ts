@@ -2,12 +2,13 @@
  * poolSql's transactions send BEGIN with their first statement: a function call travels with it
  * in one simple query, its values inlined as literals. The transaction must be the same one, a
  * failure must roll everything back, and no value may change on the way (quotes, backslashes,
- * arrays, NULL, dates).
+ * arrays, NULL, dates). afterCommit runs its callbacks only once the outermost transaction committed.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import pg from 'pg'
+import { PGlite } from '@electric-sql/pglite'
 import { freshDatabase } from '../helpers/db.js'
-import { poolSql } from '../../src/db/sql.js'
+import { pgliteSql, poolSql, type Sql } from '../../src/db/sql.js'
 
 t.test('pooled transactions: BEGIN with the first statement', async (t) => {
   const { url } = await freshDatabase(t)
@@ -91,4 +92,52 @@ t.test('pooled transactions: BEGIN with the first statement', async (t) => {
     )
     t.same(await sql.query(`SELECT k FROM kv WHERE k = 'k4'`), [])
   })
+})
+
+/** afterCommit on both drivers: at once outside a transaction, after COMMIT inside one, never on rollback. */
+async function afterCommitSemantics(t: Test, sql: Sql) {
+  const seen: string[] = []
+  sql.afterCommit(() => seen.push('outside'))
+  t.same(seen, ['outside'], 'outside a transaction: at once')
+
+  const result = await sql.tx(async (tx) => {
+    await tx.query(`SELECT 1`)
+    tx.afterCommit(() => seen.push('committed'))
+    await tx.tx(async (inner) => inner.afterCommit(() => seen.push('nested')))
+    t.same(seen, ['outside'], 'not before COMMIT')
+    return 42
+  })
+  t.equal(result, 42)
+  t.same(seen, ['outside', 'committed', 'nested'], 'after COMMIT, a nested transaction with the outer one')
+
+  await t.rejects(
+    sql.tx(async (tx) => {
+      await tx.query(`SELECT 1`)
+      tx.afterCommit(() => seen.push('rolled back'))
+      throw new Error('boom')
+    }),
+    /boom/,
+  )
+  t.same(seen, ['outside', 'committed', 'nested'], 'never after a rollback')
+
+  await sql.tx(async (tx) => {
+    tx.afterCommit(() => {
+      throw new Error('a failing callback')
+    })
+    tx.afterCommit(() => seen.push('next'))
+  })
+  t.same(seen.at(-1), 'next', 'a failing callback neither fails the transaction nor stops the others')
+}
+
+t.test('afterCommit on PostgreSQL', async (t) => {
+  const { url } = await freshDatabase(t)
+  const pool = new pg.Pool({ connectionString: url, max: 2 })
+  t.teardown(() => pool.end())
+  await afterCommitSemantics(t, poolSql(pool))
+})
+
+t.test('afterCommit on embedded PGlite', async (t) => {
+  const db = new PGlite()
+  t.teardown(() => db.close())
+  await afterCommitSemantics(t, pgliteSql(db))
 })

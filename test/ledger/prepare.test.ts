@@ -25,6 +25,7 @@ function counting(sql: Sql, log: string[]): Sql {
       return sql.query(text, params, name)
     },
     tx: (fn) => sql.tx((inner) => fn(counting(inner, log))),
+    afterCommit: (fn) => sql.afterCommit(fn),
   }
 }
 
