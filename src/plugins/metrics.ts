@@ -1,10 +1,13 @@
 /**
  * Prometheus metrics via prom-client, on a registry owned by this app instance (tests build many):
- * requests by route and status, latency histograms, ledger appends by source, database pool use.
+ * requests by route and status, latency histograms (src/plugins/request-stats.ts), ledger appends by
+ * source, database pool use.
  * https://github.com/siimon/prom-client
  */
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { onResponseHookHandler } from 'fastify'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { createRequestStats } from './request-stats.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,19 +22,7 @@ export default fp(
   async (app) => {
     const registry = new Registry()
     collectDefaultMetrics({ register: registry })
-    const requests = new Counter({
-      name: 'http_requests_total',
-      help: 'HTTP requests by method, route and status',
-      labelNames: ['method', 'route', 'status'] as const,
-      registers: [registry],
-    })
-    const duration = new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'HTTP request latency by method, route and status',
-      labelNames: ['method', 'route', 'status'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    })
+    const stats = createRequestStats(registry)
     const ledgerAppends = new Counter({
       name: 'ledger_appends_total',
       help: 'Events appended to the consent ledger, by source',
@@ -52,12 +43,22 @@ export default fp(
     })
     app.decorate('metrics', { registry, ledgerAppends })
 
+    // Each route records under its own pattern (never the raw URL: bounded label cardinality),
+    // through an onResponse hook added when the route is (src/plugins/request-stats.ts says why).
+    app.addHook('onRoute', (route) => {
+      const record = stats.forRoute(route.url)
+      const hook: onResponseHookHandler = (request, reply, done) => {
+        record(request.method, reply.statusCode, reply.elapsedTime / 1000)
+        done()
+      }
+      const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]
+      route.onResponse = [hook, ...own]
+    })
+    // Requests that matched no route (404s) under one label; on matched routes
+    // this hook returns at once.
+    const unmatched = stats.forRoute('unmatched')
     app.addHook('onResponse', (request, reply, done) => {
-      // The route pattern, never the raw URL (bounded label cardinality).
-      const route = request.routeOptions.url ?? 'unmatched'
-      const labels = { method: request.method, route, status: String(reply.statusCode) }
-      requests.inc(labels)
-      duration.observe(labels, reply.elapsedTime / 1000)
+      if (request.is404) unmatched(request.method, reply.statusCode, reply.elapsedTime / 1000)
       done()
     })
   },
