@@ -8,7 +8,15 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
 import { freshDatabase } from '../helpers/db.js'
-import { pgliteSql, poolSql, type Sql } from '../../src/db/sql.js'
+import fc from 'fast-check'
+import { pgliteSql, poolSql, quoteLiteral, type Sql } from '../../src/db/sql.js'
+
+t.test('quoteLiteral writes every string exactly as node-postgres escapeLiteral does', async (t) => {
+  for (const s of ['', "'", "''", '\\', "a'b\\c", '{"a\\"b",NULL}', 'é\u0000x'])
+    t.equal(quoteLiteral(s), pg.escapeLiteral(s), JSON.stringify(s))
+  fc.assert(fc.property(fc.string({ unit: fc.constantFrom("'", '\\', 'a', '"', ',', '{', ' ', 'é') }), (s) => quoteLiteral(s) === pg.escapeLiteral(s)))
+  fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => quoteLiteral(s) === pg.escapeLiteral(s)))
+})
 
 t.test('pooled transactions: BEGIN with the first statement', async (t) => {
   const { url } = await freshDatabase(t)
