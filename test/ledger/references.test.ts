@@ -7,6 +7,7 @@
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
+import pg from 'pg'
 import { buildTestApp, newGroup, newWorkspace } from '../helpers/build-app.js'
 
 t.test('references to contacts and groups are enforced by the database', async (t) => {
@@ -84,4 +85,53 @@ t.test('references to contacts and groups are enforced by the database', async (
             (SELECT count(*)::int FROM consent_events e WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = e.workspace_id AND c.id = e.contact_id)) AS dangling`,
   )
   t.same(n, { events: 3, identities: 1, dangling: 0 }, 'only the valid rows were written')
+})
+
+t.test('contacts name an existing workspace, and a workspace with contacts stays (migration 0012)', async (t) => {
+  const ta = await buildTestApp(t)
+  const { sql } = ta.app.database
+  const empty = await newWorkspace(ta, 'empty')
+  const used = await newWorkspace(ta, 'used')
+  const ghost = randomUUID()
+  await t.rejects(
+    sql.query(`INSERT INTO contacts (workspace_id) SELECT unnest($1::uuid[])`, [[used.id, ghost]]),
+    { code: '23503', message: /workspaces/ },
+    'one contact of an unknown workspace fails the whole statement',
+  )
+  const [c] = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM contacts WHERE workspace_id = $1`, [used.id])
+  t.equal(c!.n, 0, 'nothing of the failed statement stayed')
+  await sql.query(`INSERT INTO contacts (workspace_id) SELECT $1::uuid FROM generate_series(1, 3)`, [used.id])
+
+  await t.rejects(sql.query(`DELETE FROM workspaces WHERE id = $1`, [used.id]), { code: '23503', message: /reference from "contacts"/ }, 'a workspace with contacts cannot be deleted')
+  await t.rejects(sql.query(`UPDATE workspaces SET id = gen_random_uuid() WHERE id = $1`, [used.id]), { code: '23503' }, 'nor re-keyed')
+  await sql.query(`UPDATE workspaces SET name = 'renamed' WHERE id = $1`, [used.id])
+  t.pass('other workspace updates still work')
+
+  // A contact inserted by a transaction still open: the DELETE of its workspace waits for it
+  // (the FOR KEY SHARE lock of the check), then finds the contact and fails.
+  // (Without its API key and settings, nothing else references the workspace: a control shows
+  // such a workspace can be deleted, so what refuses below is the contact.)
+  const spare = await newWorkspace(ta, 'spare')
+  for (const id of [empty.id, spare.id]) {
+    await sql.query(`DELETE FROM api_keys WHERE workspace_id = $1`, [id])
+    await sql.query(`DELETE FROM workspace_settings WHERE workspace_id = $1`, [id])
+  }
+  await sql.query(`DELETE FROM workspaces WHERE id = $1`, [spare.id])
+  t.pass('a workspace nothing references can be deleted')
+  const a = new pg.Client({ connectionString: ta.url })
+  const b = new pg.Client({ connectionString: ta.url })
+  await a.connect()
+  await b.connect()
+  t.teardown(() => Promise.all([a.end(), b.end()]))
+  await a.query('BEGIN')
+  await a.query(`INSERT INTO contacts (workspace_id) VALUES ($1)`, [empty.id])
+  let settled = false
+  const del = b.query(`DELETE FROM workspaces WHERE id = $1`, [empty.id]).finally(() => (settled = true))
+  del.catch(() => {})
+  await new Promise((r) => setTimeout(r, 300))
+  t.notOk(settled, 'the DELETE waits for the inserting transaction')
+  await a.query('COMMIT')
+  await t.rejects(del, { code: '23503', message: /reference from "contacts"/ }, 'and then fails: the workspace has a contact')
+  const [w] = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM workspaces WHERE id = $1`, [empty.id])
+  t.equal(w!.n, 1, 'the workspace is still there')
 })
