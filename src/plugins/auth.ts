@@ -9,6 +9,7 @@
  * lately (src/auth/api-keys.ts): the pre-send check pays no promise or hashing for it.
  */
 import fp from 'fastify-plugin'
+import { withFirst } from './route-hooks.js'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { hasScope, type Principal, type Scope } from '../auth/api-keys.js'
 import { forbidden, unauthorized } from '../errors/domain-error.js'
@@ -57,8 +58,7 @@ export default fp(
     app.addHook('onRoute', (route) => {
       const cfg = route.config
       if (!cfg?.scope && !cfg?.root) return
-      const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-      route.onRequest = [hookFor(cfg.scope, cfg.root === true), ...own]
+      route.onRequest = withFirst(hookFor(cfg.scope, cfg.root === true), route.onRequest)
     })
   },
   { name: 'auth', dependencies: ['services'] },

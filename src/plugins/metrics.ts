@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import type { onResponseHookHandler } from 'fastify'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { createRequestStats } from './request-stats.js'
+import { withFirst } from './route-hooks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,8 +52,7 @@ export default fp(
         record(request.method, reply.statusCode, reply.elapsedTime / 1000)
         done()
       }
-      const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]
-      route.onResponse = [hook, ...own]
+      route.onResponse = withFirst(hook, route.onResponse)
     })
     // Requests that matched no route (404s) under one label; on matched routes
     // this hook returns at once.
