@@ -84,7 +84,7 @@ function baseEnv() {
   return { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production' }
 }
 
-async function startService(url, label, script = ['dist/src/cli.js', 'serve']) {
+async function startService(url, label, script = ['dist/src/cli.js', 'serve'], extraEnv = {}) {
   const port = await freePort()
   const nodeArgs = (env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean) // e.g. --cpu-prof --cpu-prof-dir=/tmp/prof
   const child = spawnNode([...nodeArgs, join(root, script[0]), ...script.slice(1)], {
@@ -103,6 +103,7 @@ async function startService(url, label, script = ['dist/src/cli.js', 'serve']) {
       RATE_LIMIT_MAX: '1000000000',
       // e.g. BENCH_SERVICE_ENV='GROUP_COMMIT_CONCURRENCY=0' to measure a setting
       ...Object.fromEntries((env.BENCH_SERVICE_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+      ...extraEnv,
     },
   })
   const base = `http://127.0.0.1:${port}`
@@ -288,7 +289,32 @@ async function checkWorkload(ctx) {
     target(`check: >= 80% of bare throughput`, `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.8),
     target(`check: p99 <= 5 ms at ${CONNECTIONS} connections`, `${r.p99} ms`, r.p99 <= 5),
   ]
-  return [r, await stackCeiling(ctx, pick)]
+  return [r, await checkAlone(ctx, pick), await stackCeiling(ctx, pick)]
+}
+
+/**
+ * The same check with statement sharing off (CHECK_GROUP_CONCURRENCY=0): one statement per check,
+ * as the bare route does. What the row above owes to checks answered together.
+ */
+async function checkAlone(ctx, pick) {
+  const svc = await startService(ctx.url, 'alone', undefined, { CHECK_GROUP_CONCURRENCY: '0' })
+  try {
+    await expectKnown(svc.base, ctx.group, phone(CONTACTS - 1))
+    const cmp = await compare({
+      service: { pid: svc.pid, opts: () => ({ url: svc.base, headers: { authorization: headers.authorization }, requests: [{ method: 'GET', setupRequest: (r) => ({ ...r, path: `/consent/check?phone=${encodeURIComponent(pick())}&subscription_group_id=${ctx.group}` }) }] }) },
+      baseline: { pid: ctx.bare.pid, opts: () => ({ url: ctx.bare.base, requests: [{ method: 'GET', setupRequest: (r) => ({ ...r, path: `/pk?id=${encodeURIComponent(pick())}` }) }] }) },
+    })
+    return row({
+      workload: 'check',
+      name: 'GET /consent/check (1 phone), each check its own statement (CHECK_GROUP_CONCURRENCY=0)',
+      unit: 'req/s',
+      cmp,
+      baselineName: 'bare PK SELECT',
+      notes: ['one statement per check, like the bare route: the row above minus checks sharing statements'],
+    })
+  } finally {
+    await stopChild(svc.child)
+  }
 }
 
 /**

@@ -11,6 +11,7 @@ import type { Sql } from '../db/sql.js'
 import type { IdentityType } from '../contacts/identity.js'
 import { normalizeIdentity } from '../contacts/identity.js'
 import { DomainError, notFound } from '../errors/domain-error.js'
+import { createGroupCommit, type Settled } from '../db/group-commit.js'
 
 export type Reason = 'subscribed' | 'not_opted_in' | 'opted_out' | 'platform_stopped' | 'opt_in_not_required'
 
@@ -51,7 +52,24 @@ const MAX_CHUNKS = 4
 /** How long a group looked up by id is reused: groups change rarely and their kind never once used. */
 const GROUP_CACHE_MS = 5_000
 
-export function createCheckService(sql: Sql) {
+export interface CheckServiceOptions {
+  /**
+   * Single checks of one workspace and target that arrive while `concurrency` statements of theirs
+   * run go together in the next statement (0: every check on its own). Default 1.
+   */
+  concurrency?: number
+  /** Single checks per shared statement at most. Default 100. */
+  maxItems?: number
+}
+
+interface SingleCheck {
+  key: string
+  workspaceId: string
+  target: CheckTarget
+  ident: { type: IdentityType; value: string }
+}
+
+export function createCheckService(sql: Sql, opts: CheckServiceOptions = {}) {
   // The hot path answers from one query; the group it checks against is cached briefly (only
   // found groups; a miss always asks the database). requires_opt_in edits reach other instances
   // within GROUP_CACHE_MS; `forget` drops a workspace's entries on this instance at once.
@@ -191,12 +209,39 @@ export function createCheckService(sql: Sql) {
     return decide(ident, value !== null, groups, target, first?.g === null ? undefined : rows, first?.stopped ?? undefined)
   }
 
+  // Single checks (the pre-send hot path) share statements under load: while a statement of the
+  // same workspace and target runs, the checks that arrive wait and the next statement answers all
+  // of them (the batch form below), each from that statement's snapshot, taken after it arrived:
+  // a check still sees every write acknowledged before it was sent. At low load a check runs at
+  // once, alone.
+  const singles = createGroupCommit<SingleCheck, CheckResult>({
+    concurrency: opts.concurrency ?? 1,
+    maxSize: opts.maxItems ?? 100,
+    key: (c) => c.key,
+    run: async (batch): Promise<Settled<CheckResult>[]> => {
+      const { workspaceId, target } = batch[0]!
+      const results =
+        batch.length === 1 ? [await checkOne(workspaceId, target, batch[0]!.ident)] : await checkMany(workspaceId, target, batch.map((c) => c.ident))
+      return results.map((value) => ({ ok: true, value }))
+    },
+  })
+  const keyOf = (workspaceId: string, t: CheckTarget) =>
+    `${workspaceId}\u0000${t.subscription_group_id ?? ''}\u0000${t.channel ?? ''}\u0000${t.category ?? ''}\u0000${t.phone_number_id ?? ''}`
+
   async function check(
     workspaceId: string,
     target: CheckTarget,
     identifiers: { type: IdentityType; value: string }[],
   ): Promise<CheckResult[]> {
-    if (identifiers.length === 1) return [await checkOne(workspaceId, target, identifiers[0]!)]
+    if (identifiers.length === 1) return [await singles.submit({ key: keyOf(workspaceId, target), workspaceId, target, ident: identifiers[0]! })]
+    return checkMany(workspaceId, target, identifiers)
+  }
+
+  async function checkMany(
+    workspaceId: string,
+    target: CheckTarget,
+    identifiers: { type: IdentityType; value: string }[],
+  ): Promise<CheckResult[]> {
     const groups = await groupsFor(workspaceId, target)
     const normalized = identifiers.map(normalize)
     const types: string[] = []
@@ -256,7 +301,14 @@ export function createCheckService(sql: Sql) {
     return identifiers.map((ident, k) => decide(ident, normalized[k] !== null, groups, target, statesOf[k], stoppedOf[k]))
   }
 
-  return { check, forget }
+  return {
+    check,
+    forget,
+    /** Statements that answered single checks so far (tests). */
+    get singleStatements() {
+      return singles.batches
+    },
+  }
 }
 
 export type CheckService = ReturnType<typeof createCheckService>

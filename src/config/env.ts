@@ -45,6 +45,14 @@ export const EnvSchema = Type.Object({
   GROUP_COMMIT_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 1 }),
   /** Ledger items per grouped transaction at most; a request with more runs alone at once. */
   GROUP_COMMIT_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 50_000, default: 100 }),
+  /**
+   * Single pre-send checks of one workspace and target (group, or channel + category + number):
+   * statements at once; checks arriving while they run share the next statement. 0: every check in
+   * its own statement.
+   */
+  CHECK_GROUP_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 1 }),
+  /** Single checks per shared statement at most. */
+  CHECK_GROUP_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Requests per key (per IP when unauthenticated) per window. */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 6000 }),

@@ -21,6 +21,11 @@ export interface GroupCommitOptions<I, O> {
   key?: (item: I) => string
   /** How long an idle lane waits for the load it saw last (see pump); 0: never. Default 1 ms. */
   lingerMs?: number
+  /**
+   * Idle lanes kept at most: beyond, a lane that goes idle is dropped (its remembered load with it).
+   * Keys that callers choose (a check's target) cannot grow the map without bound. Default 1,000.
+   */
+  maxIdleLanes?: number
   /** Runs a batch; one answer per item, in order. Must not reject (an error answers every item). */
   run: (batch: I[]) => Promise<Settled<O>[]>
 }
@@ -45,6 +50,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
   const size = opts.size ?? (() => 1)
   const keyOf = opts.key ?? (() => '')
   const linger = opts.lingerMs ?? 1
+  const maxLanes = opts.maxIdleLanes ?? 1000
   // Lanes are kept (one per key: per workspace, a few numbers each): their `peak` is what
   // remembers the load.
   const lanes = new Map<string, Lane<I, O>>()
@@ -110,6 +116,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
       void start(batch).finally(() => {
         lane.running--
         pump(key)
+        if (lane.running === 0 && lane.waiting.length === 0 && !lane.timer && lanes.size > maxLanes) lanes.delete(key)
       })
     }
   }
@@ -131,6 +138,10 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
 
   return {
     submit,
+    /** Lanes held (tests). */
+    get lanes() {
+      return lanes.size
+    },
     /** Batches run so far (tests, metrics). */
     get batches() {
       return batches

@@ -39,7 +39,10 @@ export default fp(
     app.decorate('apiKeys', createApiKeyService(sql))
     app.decorate('groups', createGroupService(db))
     app.decorate('idempotency', createIdempotency(sql, app.config.IDEMPOTENCY_TTL_HOURS))
-    app.decorate('checks', createCheckService(sql))
+    app.decorate(
+      'checks',
+      createCheckService(sql, { concurrency: app.config.CHECK_GROUP_CONCURRENCY, maxItems: app.config.CHECK_GROUP_MAX_ITEMS }),
+    )
     await app.apiKeys.ensureRoot(app.config.CONSENT_ADMIN_KEY)
   },
   { name: 'services', dependencies: ['db', 'metrics'] },

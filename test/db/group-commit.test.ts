@@ -70,3 +70,19 @@ t.test('callers in step form one batch per round (linger), a lone caller starts 
   t.equal(batches.length, before + 1, 'started synchronously, without waiting')
   await p
 })
+
+t.test('idle lanes beyond maxIdleLanes are dropped (keys chosen by callers cannot grow the map)', async (t) => {
+  const gc = createGroupCommit<string, string>({
+    concurrency: 1,
+    maxSize: 10,
+    maxIdleLanes: 3,
+    key: (k) => k,
+    run: async (items) => items.map((value): Settled<string> => ({ ok: true, value })),
+  })
+  for (let i = 0; i < 50; i++) t.equal(await gc.submit(`k${i}`), `k${i}`)
+  t.ok(gc.lanes <= 4, `lanes held: ${gc.lanes}`)
+  // Busy lanes are never dropped: 20 keys at once, every answer arrives.
+  const all = await Promise.all(Array.from({ length: 20 }, (_, i) => gc.submit(`b${i}`)))
+  t.same(all, Array.from({ length: 20 }, (_, i) => `b${i}`))
+  t.ok(gc.lanes <= 4, `lanes held after the burst: ${gc.lanes}`)
+})
