@@ -287,7 +287,7 @@ async function checkWorkload(ctx) {
   const r = row({ workload: 'check', name: 'GET /consent/check (1 phone)', unit: 'req/s', cmp, baselineName: 'bare PK SELECT', notes: [`${fmt(CONTACTS)} contacts`] })
   r.targets = [
     target(`check: >= 80% of bare throughput`, `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.8),
-    target(`check: p99 <= 5 ms at ${CONNECTIONS} connections`, `${r.p99} ms`, r.p99 <= 5),
+    target(`check: p99 <= 5 ms at ${CONNECTIONS} connections`, `${r.p99.toFixed(2)} ms`, r.p99 <= 5),
   ]
   return [r, await checkAlone(ctx, pick), await stackCeiling(ctx, pick)]
 }
@@ -354,7 +354,7 @@ async function batchWorkload(ctx) {
       baseline: { pid: ctx.bare.pid, opts: () => ({ url: `${ctx.bare.base}/batch`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ids: phones }) }) },
     })
     const r = row({ workload: 'batch', name: `POST /consent/check (${fmt(n)} phones)`, unit: 'ids/s', per: n, cmp, baselineName: 'bare unnest SELECT' })
-    if (n === 10000) r.targets = [target('batch: 10,000 identifiers p50 <= 100 ms', `${r.p50} ms`, r.p50 <= 100)]
+    if (n === 10000) r.targets = [target('batch: 10,000 identifiers p50 <= 100 ms', `${r.p50.toFixed(2)} ms`, r.p50 <= 100)]
     rows.push(r)
   }
   return rows
@@ -516,7 +516,7 @@ async function webhookWorkload(ctx) {
       `ledger: ${fmt(acked)} acked (${fmt(sent)} sent), inbox ${fmt(inbox)} (${fmt(processed)} processed), ${fmt(events)} events (2 groups)${ok ? '' : ' — MISMATCH'}`,
     ].filter(Boolean),
   })
-  r.targets = [target('webhook: >= 50% of bare throughput', `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.5), target('webhook: ack p99 <= 250 ms', `${r.p99} ms`, r.p99 <= 250)]
+  r.targets = [target('webhook: >= 50% of bare throughput', `${(r.ratio * 100).toFixed(1)}%`, r.ratio >= 0.5), target('webhook: ack p99 <= 250 ms', `${r.p99.toFixed(2)} ms`, r.p99 <= 250)]
   return [r]
 }
 
@@ -751,7 +751,7 @@ async function main() {
         try {
           const rows = await fns[w](ctx)
           result.rows.push(...rows)
-          for (const r of rows) log(`   ${r.name}: ${fmt(r.value)} ${r.unit} (p50 ${r.p50} / p99 ${r.p99} ms) vs ${r.baseline.name} ${fmt(r.baseline.value)}: ${(r.ratio * 100).toFixed(1)}%`)
+          for (const r of rows) log(`   ${r.name}: ${fmt(r.value)} ${r.unit} (p50 ${r.p50?.toFixed(2)} / p99 ${r.p99?.toFixed(2)} ms) vs ${r.baseline.name} ${fmt(r.baseline.value)}: ${(r.ratio * 100).toFixed(1)}%`)
         } catch (err) {
           log(`   ${w} failed: ${err.stack}`)
           result.errors.push({ workload: w, message: err.message })

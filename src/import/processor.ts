@@ -11,11 +11,11 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Sql } from '../db/sql.js'
-import type { Ledger } from '../ledger/ledger-service.js'
+import type { Ledger, ValidatedAppend } from '../ledger/ledger-service.js'
 import type { AppendItem } from '../ledger/types.js'
 import { applyAttributePatches, type AttributePatch } from '../contacts/contact-service.js'
 import { columnOf, mapHeader, mapRow, type ColumnMap, type ImportDefaults } from './columns.js'
-import { claimNext, fetchRows, insertErrors, recordProgress, type ImportRecord, type RowError } from './import-repository.js'
+import { claimNext, fetchRows, insertErrors, recordProgress, type ImportRecord, type RowError, type StagedRecord } from './import-repository.js'
 
 export interface ProcessorDeps {
   sql: Sql
@@ -27,8 +27,40 @@ export interface BatchOutcome {
   imp: ImportRecord
   processed: number
   done: boolean
-  /** Milliseconds per step (logged at debug level: where a batch spends its time). */
+  /** Its rows were read and validated ahead, while the previous batch's statements ran. */
+  ahead: boolean
+  /**
+   * Milliseconds per step inside the batch's transaction (logged at debug level: where a batch
+   * spends its time): fetch and map are the wait for the rows and their mapping and validation
+   * (about 0 when done ahead).
+   */
   ms: { fetch: number; map: number; append: number; write: number }
+}
+
+/**
+ * The rows of a batch read, mapped and validated, before (or at the start of) its transaction:
+ * staged rows never change once uploaded, and validation reads nothing, so the worker prepares the
+ * next batch while the current one's statements run in PostgreSQL (this process would otherwise
+ * wait), and the next transaction uses it if it starts where it was read from.
+ */
+export interface PreparedBatch {
+  importId: string
+  fromSeq: number
+  size: number
+  rows: StagedRecord[]
+  candidates: Candidate[]
+  errors: RowError[]
+  rejected: number
+  duplicate: number
+  validated: ValidatedAppend | null
+  ms: { fetch: number; map: number }
+}
+
+/** Batches read ahead (the worker's): `take` answers one only if it starts at `fromSeq` with `size` rows. */
+export interface BatchPipeline {
+  take(importId: string, fromSeq: number, size: number): Promise<PreparedBatch | null> | null
+  /** A batch knows where it ends: prepare the next one meanwhile. */
+  ahead(imp: ImportRecord, fromSeq: number, size: number): void
 }
 
 /** An error inside a batch, with the import it was working on (for the worker's retry policy). */
@@ -76,6 +108,7 @@ export async function processNextBatch(
   deps: ProcessorDeps,
   sizeFor: (importId: string) => number,
   exclude: string[] = [],
+  pipeline?: BatchPipeline,
 ): Promise<BatchOutcome | null> {
   let claimed: ImportRecord | null = null
   try {
@@ -89,7 +122,7 @@ export async function processNextBatch(
       // `import:<id>:<row>` makes that safe). Nothing acknowledged to a client depends on it: the
       // upload's 202 comes from its own, synchronous, commit.
       await tx.query(`SET LOCAL synchronous_commit = off`)
-      return processBatch(tx, deps, imp, sizeFor(imp.id))
+      return processBatch(tx, deps, imp, sizeFor(imp.id), pipeline)
     })
   } catch (err) {
     if (claimed) throw new BatchError(claimed, err)
@@ -97,15 +130,38 @@ export async function processNextBatch(
   }
 }
 
-async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, size: number): Promise<BatchOutcome> {
-  let t = performance.now()
-  const lap = () => {
-    const now = performance.now()
-    const d = Math.round((now - t) * 10) / 10
-    t = now
-    return d
+/**
+ * The worker's read-ahead: one next batch at a time, used only by a batch that starts where it was
+ * read from, with its size (after a failure, a retry from the committed row, or a shrunk batch, it
+ * is dropped and the batch reads its rows itself).
+ */
+export function createReadAhead(sql: Sql, ledger: Ledger): BatchPipeline {
+  let next: { importId: string; fromSeq: number; size: number; batch: Promise<PreparedBatch | null> } | null = null
+  return {
+    take(importId, fromSeq, size) {
+      const n = next
+      next = null
+      return n && n.importId === importId && n.fromSeq === fromSeq && n.size === size ? n.batch : null
+    },
+    ahead(imp, fromSeq, size) {
+      // A failure here costs nothing: the batch reads its rows itself.
+      next = { importId: imp.id, fromSeq, size, batch: prepareBatch(sql, ledger, imp, fromSeq, size).catch(() => null) }
+    },
   }
-  let rows = await fetchRows(tx, imp, imp.last_seq, size)
+}
+
+const contextOf = (imp: ImportRecord) => ({
+  workspaceId: imp.workspace_id,
+  actor: `import:${imp.id}`,
+  requestId: imp.request_id ?? undefined,
+  // Rows without occurred_at take the upload time, the same on every attempt.
+  receivedAt: new Date(imp.created_at),
+})
+
+/** Read the staged rows after `fromSeq` (at most `size`), map them to ledger items and validate those. */
+export async function prepareBatch(sql: Sql, ledger: Ledger, imp: ImportRecord, fromSeq: number, size: number): Promise<PreparedBatch> {
+  let t = performance.now()
+  let rows = await fetchRows(sql, imp, fromSeq, size)
   // Wide rows (long consent texts, many attribute columns): a batch also stops at MAX_BATCH_CHARS
   // of staged text, so memory per batch stays bounded; the rows cut off come first next time.
   let chars = 0
@@ -116,15 +172,13 @@ async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, siz
       break
     }
   }
-  const msFetch = lap()
+  const msFetch = performance.now() - t
+  t = performance.now()
   const map = columnMapOf(imp)
   const ctx = { importId: imp.id, defaults: defaultsOf(imp) }
-
   const errors: RowError[] = []
-  let applied = 0
   let rejected = 0
   let duplicate = 0
-
   // Rows repeating an earlier row of the file were marked at upload (`dup_of`).
   const candidates: Candidate[] = []
   for (const r of rows) {
@@ -144,22 +198,31 @@ async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, siz
     if (m.attributes) m.item.attributes = m.attributes
     candidates.push({ row: r.row_number, item: m.item, attributes: m.attributes })
   }
-  const msMap = lap()
+  const validated = candidates.length === 0 ? null : ledger.validateUnits([{ ctx: contextOf(imp), items: candidates.map((c) => c.item) }])
+  return { importId: imp.id, fromSeq, size, rows, candidates, errors, rejected, duplicate, validated, ms: { fetch: msFetch, map: performance.now() - t } }
+}
 
-  const results =
-    candidates.length === 0
-      ? []
-      : await deps.ledger.append(
-          tx,
-          {
-            workspaceId: imp.workspace_id,
-            actor: `import:${imp.id}`,
-            requestId: imp.request_id ?? undefined,
-            // Rows without occurred_at take the upload time, the same on every attempt.
-            receivedAt: new Date(imp.created_at),
-          },
-          candidates.map((c) => c.item),
-        )
+async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, size: number, pipeline?: BatchPipeline): Promise<BatchOutcome> {
+  let t = performance.now()
+  const lap = () => {
+    const now = performance.now()
+    const d = Math.round((now - t) * 10) / 10
+    t = now
+    return d
+  }
+  const early = pipeline?.take(imp.id, imp.last_seq, size)
+  const readAhead = early ? await early : null
+  const pre = readAhead ?? (await prepareBatch(tx, deps.ledger, imp, imp.last_seq, size))
+  const msFetch = readAhead ? lap() : Math.round(pre.ms.fetch * 10) / 10
+  const msMap = readAhead ? 0 : (lap(), Math.round(pre.ms.map * 10) / 10)
+  const { rows, candidates, errors } = pre
+  let { rejected, duplicate } = pre
+  let applied = 0
+  const lastSeq = rows.length > 0 ? rows[rows.length - 1]!.seq : imp.last_seq
+  const done = lastSeq >= imp.rows_total
+  if (!done) pipeline?.ahead(imp, lastSeq, size)
+
+  const results = pre.validated === null ? [] : (await deps.ledger.appendValidated(tx, pre.validated))[0]!
   const msAppend = lap()
 
   const patches: AttributePatch[] = []
@@ -187,12 +250,10 @@ async function processBatch(tx: Sql, deps: ProcessorDeps, imp: ImportRecord, siz
 
   if (patches.length > 0) await applyAttributePatches(tx, imp.workspace_id, patches)
   await insertErrors(tx, imp, errors)
-  const lastSeq = rows.length > 0 ? rows[rows.length - 1]!.seq : imp.last_seq
-  const done = lastSeq >= imp.rows_total
   await recordProgress(tx, imp, { lastSeq, processed: applied + rejected + duplicate, applied, rejected, duplicate, done })
   if (done) headerCache.delete(imp.id)
   const ms = { fetch: msFetch, map: msMap, append: msAppend, write: lap() }
-  return { imp, processed: applied + rejected + duplicate, done, ms }
+  return { imp, processed: applied + rejected + duplicate, done, ahead: readAhead !== null, ms }
 }
 
 /**

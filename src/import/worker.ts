@@ -13,7 +13,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Sql } from '../db/sql.js'
 import type { Ledger } from '../ledger/ledger-service.js'
 import { finishedWithStaging, markFailed, purgeStagingChunk, recordAttemptFailure } from './import-repository.js'
-import { BatchError, processNextBatch, skipPoisonRow, type ProcessorDeps } from './processor.js'
+import { BatchError, createReadAhead, processNextBatch, skipPoisonRow, type ProcessorDeps } from './processor.js'
 
 export interface ImportWorkerOptions {
   /** Rows per batch (one transaction, one ledger append). */
@@ -49,6 +49,7 @@ export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: Fastif
   const sizes = new Map<string, number>()
   let running = false
   let loop: Promise<void> | null = null
+  const pipeline = createReadAhead(deps.sql, deps.ledger)
   let wakeUp: (() => void) | null = null
   let wakePending = false
 
@@ -112,9 +113,9 @@ export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: Fastif
   async function run(): Promise<void> {
     while (running) {
       try {
-        const out = await processNextBatch(pdeps, (id) => sizes.get(id) ?? batchSize)
+        const out = await processNextBatch(pdeps, (id) => sizes.get(id) ?? batchSize, [], pipeline)
         if (out) {
-          deps.log.debug({ importId: out.imp.id, rows: out.processed, ms: out.ms }, 'import batch')
+          deps.log.debug({ importId: out.imp.id, rows: out.processed, ahead: out.ahead, ms: out.ms }, 'import batch')
           const size = sizes.get(out.imp.id)
           // After a success, a shrunk batch grows back.
           if (size !== undefined) {
@@ -155,7 +156,7 @@ export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: Fastif
     async drain(): Promise<number> {
       let batches = 0
       for (;;) {
-        const out = await processNextBatch(pdeps, (id) => sizes.get(id) ?? batchSize)
+        const out = await processNextBatch(pdeps, (id) => sizes.get(id) ?? batchSize, [], pipeline)
         if (!out) return batches
         batches++
       }

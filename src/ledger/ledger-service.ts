@@ -231,6 +231,16 @@ export interface AppendUnit {
  * merge are attributed to one request, so such a batch is redone one unit at a time (see
  * append-coalescer.ts). Changes nothing (the transaction rolls back).
  */
+/** An append validated ahead of its transaction (validateUnits); opaque to callers. */
+export interface ValidatedAppend {
+  readonly workspaceId: string
+  readonly units: AppendUnit[]
+  readonly offsets: number[]
+  readonly validated: (ItemResult | undefined)[]
+  readonly candidates: Candidate[]
+  readonly origins: Origin[]
+}
+
 export class SplitRequired extends Error {
   constructor() {
     super('an append of several requests merges or moves contacts: append them one by one')
@@ -248,6 +258,15 @@ export function createLedger(hooks: LedgerHooks = {}) {
    * unit. Throws SplitRequired if the batch merges or moves contacts and holds more than one unit.
    */
   async function appendUnits(sql: Sql, units: AppendUnit[]): Promise<ItemResult[][]> {
+    return appendValidated(sql, validateUnits(units))
+  }
+
+  /**
+   * The validation of an append (shapes, identities, phone numbers, times), which reads nothing:
+   * an import validates its next batch with this while the current batch's statements run, and
+   * hands it to appendValidated in the next transaction.
+   */
+  function validateUnits(units: AppendUnit[]): ValidatedAppend {
     const workspaceId = units[0]!.ctx.workspaceId
     if (units.some((u) => u.ctx.workspaceId !== workspaceId)) throw new Error('appendUnits: every unit must be of one workspace')
     const offsets: number[] = []
@@ -264,6 +283,11 @@ export function createLedger(hooks: LedgerHooks = {}) {
         else candidates.push(v)
       })
     })
+    return { workspaceId, units, offsets, validated, candidates, origins }
+  }
+
+  async function appendValidated(sql: Sql, v: ValidatedAppend): Promise<ItemResult[][]> {
+    const { workspaceId, units, offsets, validated, candidates, origins } = v
     const split = (flat: (ItemResult | undefined)[]) =>
       units.map((u, k) =>
         flat
@@ -695,7 +719,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
     return split(results)
   }
 
-  return { append, appendUnits }
+  return { append, appendUnits, validateUnits, appendValidated }
 }
 
 export type Ledger = ReturnType<typeof createLedger>

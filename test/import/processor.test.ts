@@ -7,7 +7,7 @@ import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/env.js'
 import { buildTestApp, newGroup, ROOT_KEY, type TestApp } from '../helpers/build-app.js'
-import { processNextBatch, type ProcessorDeps } from '../../src/import/processor.js'
+import { createReadAhead, processNextBatch, type ProcessorDeps } from '../../src/import/processor.js'
 import { createImportWorker } from '../../src/import/worker.js'
 import { errorsCsv, upload } from '../routes/imports/helpers.js'
 
@@ -76,9 +76,9 @@ t.test('a batch that fails rolls back whole; the next attempt resumes at the com
   const failing: ProcessorDeps = {
     ...deps,
     ledger: {
-      appendUnits: deps.ledger.appendUnits,
-      append: async (sql, ctx, items) => {
-        await deps.ledger.append(sql, ctx, items)
+      ...deps.ledger,
+      appendValidated: async (sql, v) => {
+        await deps.ledger.appendValidated(sql, v)
         throw new Error('crash after the append')
       },
     },
@@ -154,10 +154,10 @@ t.test('the worker isolates a row that keeps failing, refuses it, and finishes t
     {
       ...deps,
       ledger: {
-        appendUnits: deps.ledger.appendUnits,
-        append: async (sql, ctx, items) => {
-          if (items.some((i) => i.evidence?.row === 5)) throw new Error('boom on row 5')
-          return deps.ledger.append(sql, ctx, items)
+        ...deps.ledger,
+        appendValidated: async (sql, v) => {
+          if (v.units.some((u) => u.items.some((i) => i.evidence?.row === 5))) throw new Error('boom on row 5')
+          return deps.ledger.appendValidated(sql, v)
         },
       },
     },
@@ -173,4 +173,56 @@ t.test('the worker isolates a row that keeps failing, refuses it, and finishes t
   }
   t.match(s, { status: 'completed', rows_total: 9, rows_applied: 8, rows_rejected: 1 })
   t.match(await errorsCsv(ta, ta.root, id), /^row,column,code,message\n5,,processing_error,the row could not be processed: boom on row 5\n$/)
+})
+
+t.test('read ahead: the next batch is read and validated during the current one, used only where it starts', async (t) => {
+  const ta = await buildTestApp(t)
+  const deps = await stoppedWorker(ta)
+  const G = await newGroup(ta, ta.root)
+  let csv = 'phone,subscription_state\n'
+  for (let i = 0; i < 14; i++) csv += i === 6 ? '+1415,subscribed\n' : `+1415555${9300 + i},subscribed\n`
+  csv += '+14155559300,unsubscribed\n' // 16: repeats row 2's phone with another state: applies
+  csv += '+14155559301,subscribed\n' // 17: repeats row 3: a duplicate
+  const id = (await upload(ta, ta.root, csv, `?subscription_group_id=${G}`)).json().id
+  const ahead = createReadAhead(deps.sql, deps.ledger)
+  const failing: ProcessorDeps = {
+    ...deps,
+    ledger: {
+      ...deps.ledger,
+      appendValidated: async (sql, v) => {
+        await deps.ledger.appendValidated(sql, v)
+        throw new Error('crash after the append')
+      },
+    },
+  }
+  const steps: [boolean, number, number][] = []
+  const step = async (d: ProcessorDeps, size: number) => {
+    const out = await processNextBatch(d, () => size, [], ahead)
+    steps.push([out!.ahead, out!.processed, (await status(ta, ta.root, id)).rows_processed])
+  }
+  await step(deps, 4) // rows 2-5, read in its transaction; rows 6-9 read ahead
+  await step(deps, 4) // rows 6-9 from the read-ahead (row 8 refused there); 10-13 ahead
+  await t.rejects(processNextBatch(failing, () => 4, [], ahead), /crash after the append/) // 10-13 roll back; 14-17 ahead
+  await step(deps, 4) // resumes at row 10: the read-ahead of 14-17 does not start there, so it is dropped
+  await step(deps, 3) // 14-16: the read-ahead (4 rows) has another size, dropped too
+  await step(deps, 3) // 17, ahead
+  t.same(steps, [
+    [false, 4, 4],
+    [true, 4, 8],
+    [false, 4, 12],
+    [false, 3, 15],
+    [true, 1, 16],
+  ])
+  t.equal(await processNextBatch(deps, () => 3, [], ahead), null)
+  t.match(await status(ta, ta.root, id), { status: 'completed', rows_total: 16, rows_applied: 14, rows_rejected: 1, rows_duplicate: 1 })
+  t.equal(
+    await errorsCsv(ta, ta.root, id),
+    'row,column,code,message\n8,phone,invalid_phone,"phone ""+1415"" is not a valid phone number"\n17,,duplicate,repeats row 3\n',
+  )
+  const [n] = await ta.app.database.sql.query<{ events: number; keys: number }>(
+    `SELECT (SELECT count(*)::int FROM consent_events WHERE actor = $1) AS events,
+            (SELECT count(DISTINCT key)::int FROM ledger_dedupe WHERE key LIKE $2) AS keys`,
+    [`import:${id}`, `import:${id}:%`],
+  )
+  t.same(n, { events: 14, keys: 14 }, 'every applied row exactly once')
 })
