@@ -52,6 +52,11 @@
  *    garbage collection ~3.3 s) and the rest in PostgreSQL, one after the other: a batch's
  *    statements depend on its own reads, and concurrent batches would queue on the identities'
  *    bucket locks that every big batch takes.
+ *  - 2026-12-01, night (the machine in a slower phase: raw COPY 768k rows/s): the worker reads, maps
+ *    and validates the next batch while the current batch's statements run (processor.ts,
+ *    createReadAhead), so this process works while PostgreSQL does: processing 9,167 -> 11,293
+ *    rows/s (+23%), end to end 8,367 -> 10,227 rows/s, with 999 of 1,000 batches read ahead; peak
+ *    RSS 273-292 MB either way (run-to-run spread).
  */
 import pg from 'pg'
 import { spawn } from 'node:child_process'
