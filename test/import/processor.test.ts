@@ -16,6 +16,18 @@ async function stoppedWorker(ta: Pick<TestApp, 'app'>): Promise<ProcessorDeps> {
   return { sql: ta.app.database.sql, ledger: ta.app.ledger, log: ta.app.log }
 }
 
+/** The same deps with a ledger that throws after its statements ran (the transaction rolls back). */
+const crashingAfterAppend = (deps: ProcessorDeps): ProcessorDeps => ({
+  ...deps,
+  ledger: {
+    ...deps.ledger,
+    appendValidated: async (sql, v) => {
+      await deps.ledger.appendValidated(sql, v)
+      throw new Error('crash after the append')
+    },
+  },
+})
+
 const status = async (ta: Pick<TestApp, 'app'>, auth: { authorization: string }, id: string) =>
   (await ta.app.inject({ url: `/imports/${id}`, headers: auth })).json()
 
@@ -73,16 +85,7 @@ t.test('a batch that fails rolls back whole; the next attempt resumes at the com
 
   await processNextBatch(deps, () => 4) // rows 2-5 committed
   // A ledger that fails after writing: the batch's events, keys and progress all roll back.
-  const failing: ProcessorDeps = {
-    ...deps,
-    ledger: {
-      ...deps.ledger,
-      appendValidated: async (sql, v) => {
-        await deps.ledger.appendValidated(sql, v)
-        throw new Error('crash after the append')
-      },
-    },
-  }
+  const failing = crashingAfterAppend(deps)
   await t.rejects(processNextBatch(failing, () => 4), /crash after the append/)
   t.match(await status(ta, ta.root, id), { status: 'running', rows_processed: 4, rows_applied: 4 })
   while (await processNextBatch(deps, () => 4));
@@ -185,16 +188,7 @@ t.test('read ahead: the next batch is read and validated during the current one,
   csv += '+14155559301,subscribed\n' // 17: repeats row 3: a duplicate
   const id = (await upload(ta, ta.root, csv, `?subscription_group_id=${G}`)).json().id
   const ahead = createReadAhead(deps.sql, deps.ledger)
-  const failing: ProcessorDeps = {
-    ...deps,
-    ledger: {
-      ...deps.ledger,
-      appendValidated: async (sql, v) => {
-        await deps.ledger.appendValidated(sql, v)
-        throw new Error('crash after the append')
-      },
-    },
-  }
+  const failing = crashingAfterAppend(deps)
   const steps: [boolean, number, number][] = []
   const step = async (d: ProcessorDeps, size: number) => {
     const out = await processNextBatch(d, () => size, [], ahead)
