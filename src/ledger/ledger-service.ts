@@ -220,6 +220,16 @@ function validateIdentities(item: AppendItem, memo: Map<string, string | null>):
   return identities
 }
 
+/** An append validated ahead of its transaction (validateUnits); opaque to callers. */
+export interface ValidatedAppend {
+  readonly workspaceId: string
+  readonly units: AppendUnit[]
+  readonly offsets: number[]
+  readonly validated: (ItemResult | undefined)[]
+  readonly candidates: Candidate[]
+  readonly origins: Origin[]
+}
+
 /** The items of one request and who sent them. */
 export interface AppendUnit {
   ctx: AppendContext
@@ -231,16 +241,6 @@ export interface AppendUnit {
  * merge are attributed to one request, so such a batch is redone one unit at a time (see
  * append-coalescer.ts). Changes nothing (the transaction rolls back).
  */
-/** An append validated ahead of its transaction (validateUnits); opaque to callers. */
-export interface ValidatedAppend {
-  readonly workspaceId: string
-  readonly units: AppendUnit[]
-  readonly offsets: number[]
-  readonly validated: (ItemResult | undefined)[]
-  readonly candidates: Candidate[]
-  readonly origins: Origin[]
-}
-
 export class SplitRequired extends Error {
   constructor() {
     super('an append of several requests merges or moves contacts: append them one by one')
