@@ -55,7 +55,7 @@ const GROUP_CACHE_MS = 5_000
 export interface CheckServiceOptions {
   /**
    * Single checks of one workspace and target that arrive while `concurrency` statements of theirs
-   * run go together in the next statement (0: every check on its own). Default 1.
+   * run go together in the next statement (0: every check on its own). Default 2.
    */
   concurrency?: number
   /** Single checks per shared statement at most. Default 100. */
@@ -215,7 +215,7 @@ export function createCheckService(sql: Sql, opts: CheckServiceOptions = {}) {
   // a check still sees every write acknowledged before it was sent. At low load a check runs at
   // once, alone.
   const singles = createGroupCommit<SingleCheck, CheckResult>({
-    concurrency: opts.concurrency ?? 1,
+    concurrency: opts.concurrency ?? 2,
     maxSize: opts.maxItems ?? 100,
     key: (c) => c.key,
     run: async (batch): Promise<Settled<CheckResult>[]> => {

@@ -108,10 +108,11 @@ t.test('a check sees every write acknowledged before it, even while others are i
   const g = await newGroup(ta, ta.root)
   const ctx = { workspaceId: DEFAULT_WORKSPACE_ID, actor: 'test' }
   const target = { subscription_group_id: g }
-  const svc = createCheckService(sql, { concurrency: 1 })
-  const ask = (n: number) => svc.check(DEFAULT_WORKSPACE_ID, target, [{ type: 'phone', value: phone(n) }])
   let state: 'subscribed' | 'unsubscribed' = 'subscribed'
-  for (let round = 0; round < 15; round++) {
+  for (let round = 0; round < 16; round++) {
+    // One statement at a time, then two (the default).
+    const svc = createCheckService(sql, { concurrency: round < 8 ? 1 : 2 })
+    const ask = (n: number) => svc.check(DEFAULT_WORKSPACE_ID, target, [{ type: 'phone', value: phone(n) }])
     // Checks of other people keep the target's statements busy...
     const noise = Array.from({ length: 8 }, (_, i) => ask(100 + i))
     state = state === 'subscribed' ? 'unsubscribed' : 'subscribed'
