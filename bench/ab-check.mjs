@@ -1,22 +1,26 @@
 #!/usr/bin/env node
 /**
- * A/B of two builds of the service on the single pre-send check, for changes too small for the
- * suite's ratios to show on a noisy machine: both builds run at once as child processes on ONE
- * seeded database (20,000 contacts), and autocannon drives them in alternating rounds (A B, B A,
- * ...) or, with AB_PARALLEL=1, both at once (5 connections each), so both see the same machine.
- * Printed per build: req/s of every round, and the server's user and system CPU per request
- * (microseconds, from /proc/<pid>/stat around each round).
+ * A/B of two builds (or two settings) of the service on the single pre-send check or on 75-object
+ * /users/track requests, for changes too small for the suite's ratios to show on a noisy machine:
+ * both builds run at once as child processes on ONE seeded database (20,000 contacts), and
+ * autocannon drives them in alternating rounds (A B, B A, ...) or, with AB_PARALLEL=1, both at once
+ * (half the connections each), so both see the same machine. Printed per build: req/s of every
+ * round, the server's user and system CPU per request (microseconds, from /proc/<pid>/stat around
+ * each round), and PostgreSQL's (every server process; halved between the sides in parallel rounds).
  *
  *   git worktree add /tmp/before <rev> && (cd /tmp/before && npm ci && npm run build)
  *   npm run build && node bench/ab-check.mjs /tmp/before/dist dist
+ *   AB_WORKLOAD=track75 AB_ENV_B='GROUP_COMMIT_LARGE_CONCURRENCY=0' node bench/ab-check.mjs dist dist
  *
- * Env: AB_ROUNDS (6), AB_DURATION (seconds per round, 5), AB_PARALLEL, BENCH_DATABASE_URL (admin
- * URL; the database ab_check is created and dropped). Measured here (2026-12-01): two identical
+ * Env: AB_WORKLOAD (check | track75), AB_ROUNDS (6), AB_DURATION (seconds per round, 5),
+ * AB_CONNECTIONS (10), AB_PARALLEL, AB_ENV_A / AB_ENV_B (settings of one side, `K=V K=V`),
+ * AB_NODE_ARGS_A / AB_NODE_ARGS_B (node flags of one side, e.g. `--cpu-prof`), BENCH_DATABASE_URL
+ * (admin URL; the database ab_check is created and dropped). Measured here (2026-12-01): two identical
  * builds differed by 1% in CPU per request in alternating rounds and by up to 6% in parallel ones,
  * so only a difference well beyond that means something; the trimmed check stack measured 103 ->
  * 87 us of user CPU per request this way (src/plugins/auth.ts and its neighbours).
  */
-import { createDatabase, spawnNode, freePort, waitHttp, load, cleanup, installCleanup } from './lib/harness.mjs'
+import { createDatabase, spawnNode, freePort, waitHttp, load, cleanup, installCleanup, postgresCpu } from './lib/harness.mjs'
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 
@@ -27,7 +31,11 @@ if (!distA || !distB) {
   process.exit(2)
 }
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 6)
+/** `check` (GET /consent/check) or `track75` (POST /users/track with 75 new objects, one group each). */
+const WORKLOAD = process.env.AB_WORKLOAD ?? 'check'
+if (!['check', 'track75'].includes(WORKLOAD)) throw new Error(`AB_WORKLOAD: check or track75, not ${WORKLOAD}`)
 const DURATION = Number(process.env.AB_DURATION ?? 5)
+const CONNECTIONS = Number(process.env.AB_CONNECTIONS ?? 10)
 const KEY = 'bench-root-key-0123456789abcdef'
 const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }
 const phone = (n) => `+1415${String(2000000 + n).padStart(7, '0')}`
@@ -40,15 +48,20 @@ await migratePostgres(url)
 
 async function start(dist, label) {
   const port = await freePort()
-  const child = spawnNode([join(dist, 'src/cli.js'), 'serve'], {
+  // e.g. AB_NODE_ARGS_B='--cpu-prof --cpu-prof-dir=/tmp/prof'
+  const nodeArgs = (process.env[`AB_NODE_ARGS_${label}`] ?? '').split(' ').filter(Boolean)
+  const child = spawnNode([...nodeArgs, join(dist, 'src/cli.js'), 'serve'], {
     cwd: process.cwd(),
     cleanEnv: true,
     label,
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: url, DATABASE_POOL_MAX: '20', CONSENT_ADMIN_KEY: KEY, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000000' },
+    env: {
+      // e.g. AB_ENV_B='GROUP_COMMIT_CONCURRENCY=2' to compare a setting on one build
+      ...Object.fromEntries((process.env[`AB_ENV_${label}`] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+      PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: url, DATABASE_POOL_MAX: '20', CONSENT_ADMIN_KEY: KEY, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000000' },
   })
   const base = `http://127.0.0.1:${port}`
   await waitHttp(`${base}/healthz`, child)
-  return { child, base, label, ticks: [0, 0], requests: 0, rps: [] }
+  return { child, base, label, ticks: [0, 0], pg: 0, requests: 0, rps: [] }
 }
 const A = await start(distA, 'A')
 const B = await start(distB, 'B')
@@ -67,14 +80,24 @@ for (let i = 0; i < 20000; i += 5000) {
 }
 
 let k = 0
-const opts = (s, connections) => ({
-  url: s.base,
-  connections,
-  headers: { authorization: headers.authorization },
-  requests: [{ method: 'GET', setupRequest: (r) => ({ ...r, path: `/consent/check?phone=${encodeURIComponent(phone((k++ * 7919) % 20000))}&subscription_group_id=${group}` }) }],
-})
+let u = 0
+const trackBody = () => {
+  const attributes = []
+  for (let i = 0; i < 75; i++) attributes.push({ external_id: `ab-u-${u++}`, subscription_groups: [{ subscription_group_id: group, subscription_state: 'subscribed' }] })
+  return JSON.stringify({ attributes })
+}
+const opts = (s, connections) =>
+  WORKLOAD === 'check'
+    ? {
+        url: s.base,
+        connections,
+        headers: { authorization: headers.authorization },
+        requests: [{ method: 'GET', setupRequest: (r) => ({ ...r, path: `/consent/check?phone=${encodeURIComponent(phone((k++ * 7919) % 20000))}&subscription_group_id=${group}` }) }],
+      }
+    : { url: `${s.base}/users/track`, connections, headers, requests: [{ method: 'POST', setupRequest: (r) => ({ ...r, body: trackBody() }) }] }
 async function round(sides, connections) {
   const before = sides.map((s) => cpuTicks(s.child.pid))
+  const pg0 = postgresCpu()
   const results = await Promise.all(sides.map((s) => load({ ...opts(s, connections), duration: DURATION })))
   sides.forEach((s, i) => {
     const after = cpuTicks(s.child.pid)
@@ -82,19 +105,24 @@ async function round(sides, connections) {
     s.ticks[0] += after[0] - before[i][0]
     s.ticks[1] += after[1] - before[i][1]
     s.requests += results[i].requests
+    // (in parallel rounds PostgreSQL's CPU is shared: each side gets half)
+    s.pg += (postgresCpu() - pg0) / sides.length
     s.rps.push(Math.round(results[i].rps))
   })
 }
 
-for (const s of [A, B]) await load({ ...opts(s, 10), duration: 3 }) // warm-up
+for (const s of [A, B]) await load({ ...opts(s, CONNECTIONS), duration: 3 }) // warm-up
 for (let i = 0; i < ROUNDS; i++) {
-  if (process.env.AB_PARALLEL) await round([A, B], 5)
-  else for (const s of i % 2 ? [B, A] : [A, B]) await round([s], 10)
+  if (process.env.AB_PARALLEL) await round([A, B], Math.max(1, CONNECTIONS >> 1))
+  else for (const s of i % 2 ? [B, A] : [A, B]) await round([s], CONNECTIONS)
 }
 for (const s of [A, B]) {
   const median = [...s.rps].sort((x, y) => x - y)[s.rps.length >> 1]
   const us = (t) => ((t * 10 * 1000) / s.requests).toFixed(1)
-  console.log(`${s.label} ${s.label === 'A' ? distA : distB}: req/s ${s.rps.join(' ')} (median ${median}); CPU per request: user ${us(s.ticks[0])} us, system ${us(s.ticks[1])} us`)
+  const pgUs = ((s.pg * 1e6) / s.requests).toFixed(1)
+  console.log(
+    `${s.label} ${s.label === 'A' ? distA : distB}: req/s ${s.rps.join(' ')} (median ${median}); CPU per request: user ${us(s.ticks[0])} us, system ${us(s.ticks[1])} us, PostgreSQL ${pgUs} us`,
+  )
 }
 await cleanup()
 process.exit(0)

@@ -46,6 +46,12 @@ export const EnvSchema = Type.Object({
   /** Ledger items per grouped transaction at most; a request with more runs alone at once. */
   GROUP_COMMIT_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 50_000, default: 100 }),
   /**
+   * Transactions per workspace at once for requests larger than GROUP_COMMIT_MAX_ITEMS (a 75-object
+   * /users/track); waiting ones go together up to 160 identities (two 75-object requests). 0: each
+   * runs alone at once.
+   */
+  GROUP_COMMIT_LARGE_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 3 }),
+  /**
    * Single pre-send checks of one workspace and target (group, or channel + category + number):
    * statements at once; checks arriving while they run share the next statement. 0: every check in
    * its own statement. Two, not one: with one, a statement held up (its backend preempted on a busy

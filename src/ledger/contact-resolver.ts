@@ -90,10 +90,10 @@ export function identityLockKeys(workspaceId: string, ids: Identity[]): string[]
  * identity let a few concurrent 10,000-item batches exhaust it: "out of shared memory", a 500,
  * reproduced with 6 concurrent 10,000-event POST /consent/events) without serializing requests that
  * merely share a bucket:
- * - a set of at most 128 keys takes each key's bucket SHARED (distinct buckets, in
- *   order), then each key's own lock EXCLUSIVE (in order): two such sets wait for each other only
- *   when they share an identity (a 75-object /users/track locked ~75 of 256 buckets exclusively, so
- *   concurrent ones queued behind each other: 7k vs 12k group changes/s, measured);
+ * - a set of at most TWO_LEVEL_MAX_KEYS (160) keys takes each key's bucket SHARED (distinct
+ *   buckets, in order), then each key's own lock EXCLUSIVE (in order): two such sets wait for each
+ *   other only when they share an identity (a 75-object /users/track locked ~75 of 256 buckets
+ *   exclusively, so concurrent ones queued behind each other: 7k vs 12k group changes/s, measured);
  * - a larger set (imports, big batches) takes its buckets (256 in all) EXCLUSIVE, in order.
  * A big set excludes every small set sharing a bucket, and the reverse. Deadlock-free: every set
  * takes all its bucket locks before any key lock, each kind in one global order.
@@ -101,6 +101,13 @@ export function identityLockKeys(workspaceId: string, ids: Identity[]): string[]
  * ledger_prepare and this standalone lock share one definition. A scalar expression of $n's keys.
  */
 export const lockIdentitiesSql = (param: string) => `ledger_lock_identities(${param}::text[])`
+
+/**
+ * The most keys a set locks one by one (above: its buckets, exclusive). Two 75-object /users/track
+ * requests with one identity each (150 keys) fit, so the append coalescer can pair them. Must equal
+ * the bound in ledger_lock_identities (migration 0013; test/ledger/identity-locks.test.ts).
+ */
+export const TWO_LEVEL_MAX_KEYS = 160
 
 export async function lockIdentities(sql: Sql, workspaceId: string, ids: Identity[]): Promise<void> {
   if (ids.length === 0) return

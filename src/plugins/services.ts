@@ -34,7 +34,11 @@ export default fp(
     )
     app.decorate(
       'appendGroups',
-      createAppendCoalescer(sql, app.ledger, { concurrency: app.config.GROUP_COMMIT_CONCURRENCY, maxItems: app.config.GROUP_COMMIT_MAX_ITEMS }),
+      createAppendCoalescer(sql, app.ledger, {
+        concurrency: app.config.GROUP_COMMIT_CONCURRENCY,
+        maxItems: app.config.GROUP_COMMIT_MAX_ITEMS,
+        largeConcurrency: app.config.GROUP_COMMIT_LARGE_CONCURRENCY,
+      }),
     )
     app.decorate('apiKeys', createApiKeyService(sql))
     app.decorate('groups', createGroupService(db))

@@ -8,6 +8,7 @@ import t from 'tap'
 import { buildTestApp, newGroup, newWorkspace } from '../helpers/build-app.js'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 import { createAppendCoalescer } from '../../src/ledger/append-coalescer.js'
+import { TWO_LEVEL_MAX_KEYS } from '../../src/ledger/contact-resolver.js'
 import { verifyChain } from '../../src/ledger/hash-chain.js'
 import { diffProjection } from '../../src/ledger/projection.js'
 import type { AppendItem, ItemResult } from '../../src/ledger/types.js'
@@ -152,6 +153,56 @@ t.test('append coalescer', async (t) => {
     t.ok(merge.every((e) => e.actor === 'key:m-2'))
     for (const id of ['m-1', 'm-3']) t.ok((await eventsOf(id)).every((e) => e.type === 'consent'), `${id}: only its consent`)
     t.same(await diffProjection(sql, DEFAULT_WORKSPACE_ID), { missing: [], wrong: [], extra: [] })
+  })
+
+  t.test('larger units: together up to the identity locks\' per-key bound, at most largeConcurrency transactions', async (t) => {
+    // Like a /users/track object: an identify item and a consent item for the same phone.
+    const unit = (name: string, objects: number, from: number, finish = echo) => ({
+      ctx: ctx(name),
+      items: Array.from({ length: objects }, (_, i) => {
+        const phone = `+1415${2_000_000 + from + i}`
+        return [
+          { identities: [{ type: 'phone' as const, value: phone }], identifyOnly: true, source: 'users_track' as const },
+          item(phone, { source: 'users_track' }),
+        ]
+      }).flat(),
+      finish,
+    })
+    const stampOf = async (name: string) => new Set((await eventsOf(name)).map((e) => e.recorded_at.getTime()))
+    const large = createAppendCoalescer(sql, ta.app.ledger, { concurrency: 1, maxItems: 100, largeConcurrency: 1 })
+    // 75 objects = 75 lock keys: the first runs at once, the four that wait go two by two (150 keys
+    // fit the bound of 160, a third would not).
+    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => large.submit(unit(`lg-${i}`, 75, i * 100))))
+    answers.forEach((a, i) => t.equal(a.filter((r) => r.status === 'applied').length, 75, `unit ${i}: its 75 consents applied`))
+    t.equal(large.largeBatches, 3, 'three transactions')
+    t.equal(large.grouped, 4)
+    const stamps = await Promise.all([1, 2, 3, 4].map(async (i) => [...(await stampOf(`lg-${i}`))]))
+    stamps.forEach((s, i) => t.equal(s.length, 1, `unit ${i + 1}: one transaction`))
+    t.equal(stamps[0]![0], stamps[1]![0], 'units 1 and 2 together')
+    t.equal(stamps[2]![0], stamps[3]![0], 'units 3 and 4 together')
+    t.not(stamps[1]![0], stamps[2]![0])
+    t.equal(TWO_LEVEL_MAX_KEYS, 160)
+
+    // largeConcurrency 1: while one larger unit runs, the next waits for it (without the cap it
+    // would run at once and finish first: its append takes milliseconds, the gate opens after 300).
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    const done: string[] = []
+    const held = large.submit(unit('gate-0', 75, 1_000, async (_tx, results) => (await gate, done.push('gate-0'), results)))
+    const queued = large.submit(unit('gate-1', 75, 1_100, async (_tx, results) => (done.push('gate-1'), results)))
+    await new Promise((r) => setTimeout(r, 300))
+    t.same(done, [], 'the second waits while the first runs')
+    open()
+    await Promise.all([held, queued])
+    t.same(done, ['gate-0', 'gate-1'])
+
+    // Two units of 100 keys would pass the bound together: each goes alone.
+    const before = { batches: large.largeBatches, grouped: large.grouped }
+    await Promise.all(Array.from({ length: 3 }, (_, i) => large.submit(unit(`solo-${i}`, 100, 3_000 + i * 1000))))
+    t.same([large.largeBatches - before.batches, large.grouped - before.grouped], [3, 0], '100 + 100 keys do not go together')
+    const off = createAppendCoalescer(sql, ta.app.ledger, { concurrency: 1, maxItems: 100, largeConcurrency: 0 })
+    await Promise.all(Array.from({ length: 3 }, (_, i) => off.submit(unit(`loff-${i}`, 75, 7_000 + i * 100))))
+    t.equal(off.grouped, 0, 'largeConcurrency 0: each alone')
   })
 
   t.test('limits: items per transaction, workspaces apart, concurrency 0 turns grouping off', async (t) => {

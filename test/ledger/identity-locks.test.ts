@@ -1,14 +1,14 @@
 /**
  * The identities' advisory locks (src/ledger/contact-resolver.ts): requests for different people
  * never wait for each other, the same person is serialized, a big set excludes the small sets of
- * its buckets, and no set holds more than 256 locks (PostgreSQL's shared lock table is finite).
+ * its buckets, and no set holds more than 2 x 160 locks (PostgreSQL's shared lock table is finite).
  */
 import t from 'tap'
 import pg from 'pg'
 import { freshDatabase } from '../helpers/db.js'
-import { lockIdentitiesSql } from '../../src/ledger/contact-resolver.js'
+import { lockIdentitiesSql, TWO_LEVEL_MAX_KEYS } from '../../src/ledger/contact-resolver.js'
 
-t.test('identity locks: per key for small sets, per bucket for big ones, at most 256', async (t) => {
+t.test('identity locks: per key for small sets, per bucket for big ones, at most 320', async (t) => {
   const { url } = await freshDatabase(t)
   const open = async () => {
     const c = new pg.Client({ connectionString: url })
@@ -65,9 +65,21 @@ t.test('identity locks: per key for small sets, per bucket for big ones, at most
   t.equal(m, 256, 'a 10,000-key set holds its 256 buckets, no more')
   await a.query('ROLLBACK')
 
-  await a.query('BEGIN')
-  await lock(a, rows.slice(0, 128).map((r) => r.k))
-  const [{ s }] = (await a.query<{ s: number }>(`SELECT count(*)::int AS s FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`)).rows
-  t.ok(s > 128 && s <= 256, `a 128-key set holds its keys and their buckets (${s})`)
-  await a.query('ROLLBACK')
+  // The bound is TWO_LEVEL_MAX_KEYS on both sides (the coalescer pairs requests up to it): at the
+  // bound each key is locked on its own, one key more and only buckets are.
+  const held = async (n: number) => {
+    await a.query('BEGIN')
+    await lock(a, rows.slice(0, n).map((r) => r.k))
+    const { rows: l } = await a.query<{ mode: string; classid: string }>(
+      `SELECT mode, classid::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`,
+    )
+    await a.query('ROLLBACK')
+    return { keys: l.filter((x) => x.classid === '727102').length, exclusiveBuckets: l.filter((x) => x.classid === '727101' && x.mode === 'ExclusiveLock').length, all: l.length }
+  }
+  const atBound = await held(TWO_LEVEL_MAX_KEYS)
+  t.equal(atBound.keys, TWO_LEVEL_MAX_KEYS, `a ${TWO_LEVEL_MAX_KEYS}-key set locks each key`)
+  t.equal(atBound.exclusiveBuckets, 0, '... and takes its buckets shared')
+  t.ok(atBound.all <= 2 * TWO_LEVEL_MAX_KEYS, `... holding ${atBound.all} advisory locks`)
+  const above = await held(TWO_LEVEL_MAX_KEYS + 1)
+  t.same([above.keys, above.exclusiveBuckets > 0], [0, true], `a ${TWO_LEVEL_MAX_KEYS + 1}-key set locks buckets only`)
 })
