@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * A/B of two builds (or two settings) of the service on the single pre-send check, on 75-object
- * /users/track requests or on 10,000-phone batch checks, for changes too small for the suite's ratios to show on a noisy machine:
+ * A/B of two builds (or two settings) of the service on the single pre-send check, on 1- or
+ * 75-object /users/track requests or on 10,000-phone batch checks, for changes too small for the suite's ratios to show on a noisy machine:
  * both builds run at once as child processes on ONE seeded database (20,000 contacts), and
  * autocannon drives them in alternating rounds (A B, B A, ...) or, with AB_PARALLEL=1, both at once
  * (half the connections each), so both see the same machine. Printed per build: req/s of every
@@ -12,7 +12,7 @@
  *   npm run build && node bench/ab-check.mjs /tmp/before/dist dist
  *   AB_WORKLOAD=track75 AB_ENV_B='GROUP_COMMIT_LARGE_CONCURRENCY=0' node bench/ab-check.mjs dist dist
  *
- * Env: AB_WORKLOAD (check | track75 | batch10k, which wants AB_CONNECTIONS=1 as the suite), AB_ROUNDS (6), AB_DURATION (seconds per round, 5),
+ * Env: AB_WORKLOAD (check | track1 | track75 | batch10k, which wants AB_CONNECTIONS=1 as the suite), AB_ROUNDS (6), AB_DURATION (seconds per round, 5),
  * AB_CONNECTIONS (10), AB_PARALLEL, AB_ENV_A / AB_ENV_B (settings of one side, `K=V K=V`),
  * AB_NODE_ARGS_A / AB_NODE_ARGS_B (node flags of one side, e.g. `--cpu-prof`), BENCH_DATABASE_URL
  * (admin URL; the database ab_check is created and dropped). Measured here (2026-12-01): two identical
@@ -33,7 +33,7 @@ if (!distA || !distB) {
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 6)
 /** `check` (GET /consent/check) or `track75` (POST /users/track with 75 new objects, one group each). */
 const WORKLOAD = process.env.AB_WORKLOAD ?? 'check'
-if (!['check', 'track75', 'batch10k'].includes(WORKLOAD)) throw new Error(`AB_WORKLOAD: check, track75 or batch10k, not ${WORKLOAD}`)
+if (!['check', 'track1', 'track75', 'batch10k'].includes(WORKLOAD)) throw new Error(`AB_WORKLOAD: check, track1, track75 or batch10k, not ${WORKLOAD}`)
 const DURATION = Number(process.env.AB_DURATION ?? 5)
 const CONNECTIONS = Number(process.env.AB_CONNECTIONS ?? 10)
 const KEY = 'bench-root-key-0123456789abcdef'
@@ -83,7 +83,7 @@ let k = 0
 let u = 0
 const trackBody = () => {
   const attributes = []
-  for (let i = 0; i < 75; i++) attributes.push({ external_id: `ab-u-${u++}`, subscription_groups: [{ subscription_group_id: group, subscription_state: 'subscribed' }] })
+  for (let i = 0; i < (WORKLOAD === 'track1' ? 1 : 75); i++) attributes.push({ external_id: `ab-u-${u++}`, subscription_groups: [{ subscription_group_id: group, subscription_state: 'subscribed' }] })
   return JSON.stringify({ attributes })
 }
 /** 10,000 seeded phones, every second one (as bench/run.mjs's batch workload). */
