@@ -23,7 +23,7 @@
 import type { Sql } from '../db/sql.js'
 import { createGroupCommit, type Settled } from '../db/group-commit.js'
 import type { Ledger } from './ledger-service.js'
-import { TWO_LEVEL_MAX_KEYS } from './contact-resolver.js'
+import { identityLockKeys, TWO_LEVEL_MAX_KEYS } from './contact-resolver.js'
 import type { AppendContext, AppendItem, ItemResult } from './types.js'
 
 export interface CommitUnit<T> {
@@ -54,12 +54,8 @@ export interface CoalescerOptions {
 
 type Unit = CommitUnit<unknown>
 
-/** The identity-lock keys a unit takes at most (distinct identities as given; normalizing can only merge them). */
-function lockKeys(u: Unit): number {
-  const keys = new Set<string>()
-  for (const item of u.items) for (const i of item.identities ?? []) keys.add(`${i.type}\u0000${String(i.value)}`)
-  return keys.size
-}
+/** The identity-lock keys a unit takes at most (its identities as given; normalizing can only merge them). */
+const lockKeys = (u: Unit): number => identityLockKeys(u.ctx.workspaceId, u.items.flatMap((i) => i.identities ?? [])).length
 
 export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerOptions) {
   let grouped = 0
