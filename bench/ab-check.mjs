@@ -55,9 +55,10 @@ async function start(dist, label) {
     cleanEnv: true,
     label,
     env: {
+      PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: url, DATABASE_POOL_MAX: '20', CONSENT_ADMIN_KEY: KEY, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000000',
       // e.g. AB_ENV_B='GROUP_COMMIT_CONCURRENCY=2' to compare a setting on one build
       ...Object.fromEntries((process.env[`AB_ENV_${label}`] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
-      PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: url, DATABASE_POOL_MAX: '20', CONSENT_ADMIN_KEY: KEY, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000000' },
+    },
   })
   const base = `http://127.0.0.1:${port}`
   await waitHttp(`${base}/healthz`, child)

@@ -304,6 +304,8 @@ export function createCheckService(sql: Sql, opts: CheckServiceOptions = {}) {
   return {
     check,
     forget,
+    /** Resolves once every single check submitted so far is answered (shutdown). */
+    idle: () => singles.idle(),
     /** Statements that answered single checks so far (tests). */
     get singleStatements() {
       return singles.batches

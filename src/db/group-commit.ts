@@ -55,6 +55,15 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
   // remembers the load.
   const lanes = new Map<string, Lane<I, O>>()
   let batches = 0
+  /** Items submitted and not answered yet, of every lane and those run alone (see idle). */
+  let unanswered = 0
+  let whenIdle: (() => void)[] = []
+  const answered = () => {
+    if (--unanswered > 0) return
+    const waiters = whenIdle
+    whenIdle = []
+    for (const w of waiters) w()
+  }
 
   async function start(batch: Waiting<I, O>[]): Promise<void> {
     let answers: Settled<O>[]
@@ -68,6 +77,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
       const a = answers[i] ?? { ok: false, error: new Error('group commit: no answer for this item') }
       if (a.ok) w.resolve(a.value)
       else w.reject(a.error)
+      answered()
     })
   }
 
@@ -123,6 +133,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
 
   /** Runs the item (with others when its key is busy); resolves with its answer after its batch finished. */
   function submit(item: I): Promise<O> {
+    unanswered++
     return new Promise<O>((resolve, reject) => {
       if (opts.concurrency === 0 || size(item) > opts.maxSize) {
         void start([{ item, resolve, reject }])
@@ -136,8 +147,18 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
     })
   }
 
+  /**
+   * Resolves once every item submitted so far has been answered (its batch finished): on shutdown,
+   * before the database closes, so that what was queued is not failed by a closed pool. Items
+   * submitted meanwhile are waited for too.
+   */
+  function idle(): Promise<void> {
+    return unanswered === 0 ? Promise.resolve() : new Promise((resolve) => whenIdle.push(resolve))
+  }
+
   return {
     submit,
+    idle,
     /** Lanes held (tests). */
     get lanes() {
       return lanes.size

@@ -128,6 +128,10 @@ export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerO
     /** Appends the unit (grouped with others when the workspace is busy) and returns its `finish`'s answer. */
     submit: <T>(unit: CommitUnit<T>): Promise<T> =>
       (unit.items.length > opts.maxItems && opts.concurrency > 0 ? large.submit(unit as Unit) : groups.submit(unit as Unit)) as Promise<T>,
+    /** Resolves once every unit submitted so far is answered (shutdown: before the database closes). */
+    idle: async (): Promise<void> => {
+      await Promise.all([groups.idle(), large.idle()])
+    },
     /** Transactions the larger units ran in so far (tests). */
     get largeBatches() {
       return large.batches

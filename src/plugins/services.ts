@@ -47,6 +47,13 @@ export default fp(
       'checks',
       createCheckService(sql, { concurrency: app.config.CHECK_GROUP_CONCURRENCY, maxItems: app.config.CHECK_GROUP_MAX_ITEMS }),
     )
+    // onClose hooks run in reverse registration order: this one before the database (db.ts) closes.
+    // A request whose client went away is no longer awaited by the server's close, but its unit may
+    // still wait in a group-commit queue: it is appended (or answered) before the pool ends, instead
+    // of failing on a closed pool.
+    app.addHook('onClose', async () => {
+      await Promise.all([app.appendGroups.idle(), app.checks.idle()])
+    })
     await app.apiKeys.ensureRoot(app.config.CONSENT_ADMIN_KEY)
   },
   { name: 'services', dependencies: ['db', 'metrics'] },

@@ -144,6 +144,9 @@ export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
       return inserts.submit({ raw, sha256, phoneNumberIds, status, lastError })
     },
 
+    /** Resolves once every insert submitted so far is answered (shutdown). */
+    idle: () => inserts.idle(),
+
     /** Grouped INSERTs run so far (tests). */
     get insertStatements() {
       return inserts.batches

@@ -78,6 +78,13 @@ export default fp(
       await processor.idle()
       await running
     })
+    // After the server closed: payloads of requests still in flight during preClose (or whose
+    // client went away) are committed, and the rows they queued processed, before the database
+    // closes (onClose hooks run in reverse registration order).
+    app.addHook('onClose', async () => {
+      await inbox.idle()
+      await processor.idle()
+    })
   },
   { name: 'whatsapp', dependencies: ['db', 'services', 'metrics'] },
 )

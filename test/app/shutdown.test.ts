@@ -15,7 +15,8 @@ import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/env.js'
-import { freshDatabase } from '../helpers/db.js'
+import { freshDatabase, withClient } from '../helpers/db.js'
+import { buildTestApp, newGroup, newWorkspace } from '../helpers/build-app.js'
 
 interface RawResponse {
   status: number
@@ -132,4 +133,45 @@ t.test('graceful shutdown: in-flight finishes, busy connections get 503, idle on
 
   await closing
   t.ok(closeResolved)
+})
+
+t.test('shutdown: work waiting in the group-commit queues is finished before the database closes', async (t) => {
+  // One transaction or statement at a time, one item each: the queues hold most of what is sent.
+  const ta = await buildTestApp(t, {
+    GROUP_COMMIT_CONCURRENCY: '1',
+    GROUP_COMMIT_MAX_ITEMS: '1',
+    GROUP_COMMIT_LARGE_CONCURRENCY: '1',
+    CHECK_GROUP_CONCURRENCY: '1',
+    CHECK_GROUP_MAX_ITEMS: '1',
+  })
+  const { app, url } = ta
+  const ws = await newWorkspace(ta)
+  const group = await newGroup(ta, ws.auth)
+  const phone = (n: number) => `+1415555${String(1000 + n)}`
+  const ctx = { workspaceId: ws.id, actor: 'test', requestId: null as unknown as string }
+  const consent = (n: number) => ({ identities: [{ type: 'phone' as const, value: phone(n) }], subscriptionGroupId: group, state: 'subscribed', source: 'api' as const })
+  // Units of one item (the lane), and of two (larger than GROUP_COMMIT_MAX_ITEMS: the larger units' lane).
+  const units = Array.from({ length: 12 }, (_, n) =>
+    app.appendGroups.submit({ ctx, items: n % 3 === 2 ? [consent(n), consent(100 + n)] : [consent(n)], finish: async (_tx, results) => results.map((r) => r.status) }),
+  )
+  const checks = Array.from({ length: 8 }, (_, n) => app.checks.check(ws.id, { subscription_group_id: group }, [{ type: 'phone', value: phone(n) }]))
+  const inserts = Array.from({ length: 8 }, (_, n) => app.whatsapp.inbox.insert(JSON.stringify({ n }), `sha-${n}`, [], 'failed', 'test row'))
+  // close() at once, while all of them wait (a request whose client went away is no longer waited
+  // for by the server's close: only its queue entry stands between it and a closed pool).
+  const closed = app.close()
+  const [u, c, i] = await Promise.all([Promise.allSettled(units), Promise.allSettled(checks), Promise.allSettled(inserts)])
+  await closed
+  const failures = [...u, ...c, ...i].filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason))
+  t.same(failures, [], 'nothing queued failed on a closed pool')
+  t.same(
+    u.map((s) => (s as PromiseFulfilledResult<string[]>).value),
+    Array.from({ length: 12 }, (_, n) => (n % 3 === 2 ? ['applied', 'applied'] : ['applied'])),
+  )
+  t.equal(c.length, 8)
+  await withClient(url, async (db) => {
+    const events = await db.query(`SELECT count(*)::int AS n FROM consent_events WHERE workspace_id = $1 AND type = 'consent'`, [ws.id])
+    t.equal(events.rows[0].n, 16, 'every queued unit is in the ledger')
+    const inbox = await db.query(`SELECT count(*)::int AS n FROM webhook_inbox WHERE last_error = 'test row'`)
+    t.equal(inbox.rows[0].n, 8, 'every queued inbox payload was committed')
+  })
 })

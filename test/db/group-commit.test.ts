@@ -86,3 +86,39 @@ t.test('idle lanes beyond maxIdleLanes are dropped (keys chosen by callers canno
   t.same(all, Array.from({ length: 20 }, (_, i) => `b${i}`))
   t.ok(gc.lanes <= 4, `lanes held after the burst: ${gc.lanes}`)
 })
+
+t.test('idle(): resolves once every item submitted so far is answered, waiting ones and alone ones included', async (t) => {
+  let open!: () => void
+  const gate = new Promise<void>((r) => (open = r))
+  const ran: number[][] = []
+  const gc = createGroupCommit<number, number>({
+    concurrency: 1,
+    maxSize: 2,
+    size: (n) => (n >= 100 ? 3 : 1),
+    run: async (items) => {
+      ran.push(items)
+      await gate
+      if (items.includes(100)) throw new Error('a batch that throws') // every item of it gets the error
+      return items.map((n): Settled<number> => (n === 13 ? { ok: false, error: new Error('unlucky') } : { ok: true, value: n }))
+    },
+  })
+  await gc.idle() // nothing submitted: at once
+  let settled = 0
+  const note = (v: string) => (settled++, v)
+  const answers = [1, 2, 3, 13, 100].map((n) => gc.submit(n).then((v) => note(`ok ${v}`), () => note(`error ${n}`)))
+  let settledAtIdle = -1
+  const idled = gc.idle().then(() => (settledAtIdle = settled))
+  // 1 and 100 (too large: alone) run, 2 and 3 wait for the lane, then 13.
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  t.same(ran, [[1], [100]])
+  t.equal(settledAtIdle, -1, 'not idle while batches run or items wait')
+  open()
+  // An item submitted while idle() waits is waited for too (alone: too large for the lane).
+  const late = gc.submit(200).then((v) => note(`ok ${v}`))
+  await idled
+  t.equal(settledAtIdle, 6, 'every item was answered when idle() resolved')
+  t.same(await Promise.all(answers), ['ok 1', 'ok 2', 'ok 3', 'error 13', 'error 100'])
+  t.equal(await late, 'ok 200')
+  t.same(ran.flat().sort((a, b) => a - b), [1, 2, 3, 13, 100, 200])
+  await gc.idle()
+})
