@@ -13,7 +13,7 @@
  *   AB_WORKLOAD=track75 AB_ENV_B='GROUP_COMMIT_LARGE_CONCURRENCY=0' node bench/ab-check.mjs dist dist
  *
  * Env: AB_WORKLOAD (check | track1 | track75 | batch10k, which wants AB_CONNECTIONS=1 as the suite), AB_ROUNDS (6), AB_DURATION (seconds per round, 5),
- * AB_CONNECTIONS (10), AB_PARALLEL, AB_ENV_A / AB_ENV_B (settings of one side, `K=V K=V`),
+ * AB_CONNECTIONS (10), AB_PARALLEL, AB_ENV_A / AB_ENV_B (settings of one side, `K=V K=V`), AB_SETUP_SQL (a SQL file run after the migrations),
  * AB_NODE_ARGS_A / AB_NODE_ARGS_B (node flags of one side, e.g. `--cpu-prof`), BENCH_DATABASE_URL
  * (admin URL; the database ab_check is created and dropped). Measured here (2026-12-01): two identical
  * builds differed by 1% in CPU per request in alternating rounds and by up to 6% in parallel ones,
@@ -45,6 +45,15 @@ const cpuTicks = (pid) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[
 const url = await createDatabase('ab_check')
 const { migratePostgres } = await import(join(distA, 'src/db/migrate.js'))
 await migratePostgres(url)
+// AB_SETUP_SQL: a file of SQL run once after the migrations, e.g. a variant of a function in a
+// schema of its own that one side puts first in its search_path (AB_ENV_B='DATABASE_URL=...?options=-c%20search_path%3Dv,public').
+if (process.env.AB_SETUP_SQL) {
+  const pg = (await import('pg')).default
+  const c = new pg.Client(url)
+  await c.connect()
+  await c.query(readFileSync(process.env.AB_SETUP_SQL, 'utf8'))
+  await c.end()
+}
 
 async function start(dist, label) {
   const port = await freePort()

@@ -60,4 +60,17 @@ t.test('ledger functions probe by index even on tables analyzed while empty', as
   t.ok(nested.some((p) => p.includes('identities')), 'the plans of the owner probe were seen')
   const seq = nested.filter((p) => /Seq Scan on (identities|contacts|ledger_dedupe|consent_state|webhook_inbox|whatsapp_numbers)\b/.test(p))
   t.same(seq.map((p) => p.split('\n').find((l) => l.includes('Seq Scan'))?.trim()), [], 'no sequential scan of a ledger table')
+
+  // Migration 0014: the statements of ledger_prepare and of the webhook row lock are planned once
+  // per connection (generic plans, conditions on $n parameters), never again per call with that
+  // call's values (a custom plan names the workspace's uuid): the owner probe was planned anew at
+  // every call, the largest part of ledger_prepare's time.
+  const owner = nested.filter((p) => p.includes('CROSS JOIN LATERAL (SELECT i.contact_id FROM identities i'))
+  t.equal(owner.length, 8, 'the owner probe ran once per call')
+  const custom = (p: string) => p.includes(`'${DEFAULT_WORKSPACE_ID}'::uuid`)
+  t.same(owner.filter(custom).length, 0, 'no call planned the owner probe with its own values')
+  t.ok(owner.every((p) => /workspace_id = \$\d+/.test(p)), 'the owner probe plan is on parameters')
+  const lock = nested.filter((p) => p.includes('webhook_inbox'))
+  t.ok(lock.length >= 8, 'the webhook row lock plans were seen')
+  t.same(lock.filter((p) => /Index Cond: \(id = '?\d+/.test(p)).length, 0, 'the webhook row lock is not planned per call')
 })
