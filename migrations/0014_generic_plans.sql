@@ -2,9 +2,11 @@
 -- plans), not at every call. PL/pgSQL's plan cache makes custom plans for a statement's first five
 -- calls and then keeps the generic plan only if it costs no more than the custom ones; with array
 -- parameters (unnest of a batch's identities) a custom plan knows the array's length and always
--- looks cheaper, so the owner probe of ledger_prepare was planned again at every call. Measured on
--- a one-object append (bench/ab-check.mjs, the owner probe alone and the whole transaction):
--- ledger_prepare 500 -> 185 us of PostgreSQL CPU, the one-object transaction ~1,050 -> ~850 us.
+-- looks cheaper, so the owner probe of ledger_prepare was planned again at every call. Measured by
+-- replaying a one-object append's statements on one connection (the backend's CPU from /proc):
+-- ledger_prepare 500 -> 185 us, the whole transaction ~1,050 -> ~850 us (bench/append-cost.mjs:
+-- 935 and 1,425 vs 785 and 815 us); on 75-object requests
+-- side by side (bench/ab-check.mjs) PostgreSQL's CPU per request 7.2 -> 6.7 and 8.2 -> 6.9 ms.
 -- Their statements are key probes, anti-joins and reads of tiny tables with sequential scans off
 -- (0011): a generic plan is the index probe a custom one would choose
 -- (test/ledger/plan-stability.test.ts reads the plans).

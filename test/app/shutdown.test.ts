@@ -148,7 +148,7 @@ t.test('shutdown: work waiting in the group-commit queues is finished before the
   const ws = await newWorkspace(ta)
   const group = await newGroup(ta, ws.auth)
   const phone = (n: number) => `+1415555${String(1000 + n)}`
-  const ctx = { workspaceId: ws.id, actor: 'test', requestId: null as unknown as string }
+  const ctx = { workspaceId: ws.id, actor: 'test' }
   const consent = (n: number) => ({ identities: [{ type: 'phone' as const, value: phone(n) }], subscriptionGroupId: group, state: 'subscribed', source: 'api' as const })
   // Units of one item (the lane), and of two (larger than GROUP_COMMIT_MAX_ITEMS: the larger units' lane).
   const units = Array.from({ length: 12 }, (_, n) =>
