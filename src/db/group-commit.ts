@@ -42,6 +42,8 @@ interface Lane<I, O> {
 
 interface Waiting<I, O> {
   item: I
+  /** size(item), computed once at submit (a unit's lock keys are not free to count). */
+  size: number
   resolve: (v: O) => void
   reject: (e: unknown) => void
 }
@@ -116,10 +118,10 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
         lane.timer = undefined
       }
       const batch = [lane.waiting.shift()!]
-      let total = size(batch[0]!.item)
-      while (lane.waiting.length > 0 && total + size(lane.waiting[0]!.item) <= opts.maxSize) {
+      let total = batch[0]!.size
+      while (lane.waiting.length > 0 && total + lane.waiting[0]!.size <= opts.maxSize) {
         const w = lane.waiting.shift()!
-        total += size(w.item)
+        total += w.size
         batch.push(w)
       }
       lane.running++
@@ -135,13 +137,14 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
   function submit(item: I): Promise<O> {
     unanswered++
     return new Promise<O>((resolve, reject) => {
-      if (opts.concurrency === 0 || size(item) > opts.maxSize) {
-        void start([{ item, resolve, reject }])
+      const n = opts.concurrency === 0 ? 0 : size(item)
+      if (opts.concurrency === 0 || n > opts.maxSize) {
+        void start([{ item, size: n, resolve, reject }])
         return
       }
       const key = keyOf(item)
       const lane = lanes.get(key) ?? lanes.set(key, { running: 0, waiting: [], pending: 0, peak: 1 }).get(key)!
-      lane.waiting.push({ item, resolve: settle(lane, resolve), reject: settle(lane, reject) })
+      lane.waiting.push({ item, size: n, resolve: settle(lane, resolve), reject: settle(lane, reject) })
       lane.peak = Math.max(lane.peak, ++lane.pending)
       pump(key)
     })

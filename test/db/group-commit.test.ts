@@ -122,3 +122,19 @@ t.test('idle(): resolves once every item submitted so far is answered, waiting o
   t.same(ran.flat().sort((a, b) => a - b), [1, 2, 3, 13, 100, 200])
   await gc.idle()
 })
+
+t.test('size() is asked once per item, however long the item waits', async (t) => {
+  const asked = new Map<number, number>()
+  const gc = createGroupCommit<number, number>({
+    concurrency: 1,
+    maxSize: 3,
+    size: (n) => (asked.set(n, (asked.get(n) ?? 0) + 1), n >= 100 ? 2 : 1),
+    run: async (items) => {
+      await new Promise((r) => setImmediate(r))
+      return items.map((n): Settled<number> => ({ ok: true, value: n }))
+    },
+  })
+  const items = [1, 100, 101, 2, 102, 3, 4, 1000]
+  t.same(await Promise.all(items.map((n) => gc.submit(n))), items)
+  t.same([...asked.values()], items.map(() => 1))
+})
