@@ -42,7 +42,7 @@ export const EnvSchema = Type.Object({
    * Group commit of request appends (/users/track): transactions per workspace at once; requests
    * arriving while they run go together in the next one. 0: every request in its own transaction.
    */
-  GROUP_COMMIT_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 1 }),
+  GROUP_COMMIT_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
   /** Ledger items per grouped transaction at most; a request with more runs alone at once. */
   GROUP_COMMIT_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 50_000, default: 100 }),
   /**

@@ -138,3 +138,76 @@ t.test('size() is asked once per item, however long the item waits', async (t) =
   t.same(await Promise.all(items.map((n) => gc.submit(n))), items)
   t.same([...asked.values()], items.map(() => 1))
 })
+
+t.test('concurrency 2: callers in step share the load in batches of equal size, two at once', async (t) => {
+  const batches: number[] = []
+  let running = 0
+  let overlapped = 0
+  const gc = createGroupCommit<number, number>({
+    concurrency: 2,
+    maxSize: 100,
+    run: async (items) => {
+      batches.push(items.length)
+      if (++running > 1) overlapped++
+      // A batch takes a few macrotasks, as a transaction's round trips do.
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
+      running--
+      return items.map((n): Settled<number> => ({ ok: true, value: n }))
+    },
+  })
+  const clients = 10
+  const rounds = 20
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let r = 0; r < rounds; r++) {
+        await gc.submit(c)
+        await new Promise((res) => setImmediate(res))
+      }
+    }),
+  )
+  t.equal(batches.reduce((a, b) => a + b, 0), clients * rounds)
+  // After the first rounds (the first item alone, nothing seen yet), no batch is started by a lone
+  // early arrival: each waits for its share of the ten (5), and two run at once.
+  const steady = batches.slice(3, -2)
+  t.ok(steady.length > 20, `batches ${batches.join(',')}`)
+  t.ok(steady.every((n) => n === clients / 2), `batch sizes ${batches.join(',')}`)
+  t.ok(overlapped >= steady.length / 2, `batches overlapped: ${overlapped} of ${batches.length}`)
+})
+
+t.test('concurrency 2: items that fill a batch start without waiting for their share', async (t) => {
+  const started: number[][] = []
+  const release: (() => void)[] = []
+  const gc = createGroupCommit<number, number>({
+    concurrency: 2,
+    maxSize: 3,
+    lingerMs: 0,
+    run: async (items) => {
+      started.push(items)
+      await new Promise<void>((r) => release.push(r))
+      return items.map((n): Settled<number> => ({ ok: true, value: n }))
+    },
+  })
+  // Eight pending at once (the first two start at once, as the load grows): each batch's share is
+  // now 4, more than a batch holds (3).
+  const first = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => gc.submit(n))
+  t.same(started, [[1], [2]])
+  release.shift()!()
+  await first[0]
+  await new Promise((r) => setImmediate(r)) // the batch's end pumps the lane
+  t.same(started.at(-1), [3, 4, 5], 'a full batch when a slot frees')
+  release.shift()!()
+  await first[1]
+  await new Promise((r) => setImmediate(r)) // the batch's end pumps the lane
+  t.same(started.at(-1), [6, 7, 8], 'three left: below their share, but a full batch: it starts')
+  const more = [9, 10].map((n) => gc.submit(n))
+  release.shift()!()
+  await first[4]
+  await new Promise((r) => setImmediate(r)) // the batch's end pumps the lane
+  t.equal(started.length, 4, 'two waiting beside a running batch, below their share: they wait')
+  release.shift()!()
+  await first[7]
+  await new Promise((r) => setImmediate(r)) // the batch's end pumps the lane
+  t.same(started.at(-1), [9, 10], 'they start once nothing runs (no linger here)')
+  release.shift()!()
+  t.same(await Promise.all([...first, ...more]), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+})
