@@ -19,10 +19,11 @@
  *                         statement, into copies of the ledger's tables WITH their indexes (no
  *                         reads, locks, triggers or hashing): the floor of any append in this
  *                         data model.
- *  POST /upsert-tx?reads=N[&begin=with-first]  the same insert+upsert inside BEGIN ... COMMIT after N primary-key
- *                         SELECTs on bench_kv, one round trip each: the floor of any design that
- *                         talks to PostgreSQL N + 3 times per request, as the ledger append does
- *                         (BEGIN, its reads, one write, COMMIT).
+ *  POST /upsert-tx?reads=N[&begin=with-first][&commit=with-write]  the same insert+upsert inside BEGIN ... COMMIT
+ *                         after N primary-key SELECTs on bench_kv, one round trip each: the floor of
+ *                         any design that talks to PostgreSQL that many times per request, as the
+ *                         ledger append does (BEGIN with its one read, then the write pipelined with
+ *                         COMMIT: two round trips).
  */
 import Fastify from 'fastify'
 import pg from 'pg'
@@ -125,8 +126,19 @@ app.post('/upsert-tx', async (request, reply) => {
       await client.query('BEGIN')
     }
     for (; i < reads; i++) await client.query({ name: 'bare-read', text: 'SELECT id, state FROM bench_kv WHERE id = $1', values: [kv[0]?.[0] ?? ''] })
-    await client.query({ name: 'bare-upsert', text: UPSERT, values: [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))] })
-    await client.query('COMMIT')
+    const upsert = { name: 'bare-upsert', text: UPSERT, values: [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))] }
+    if (request.query.commit === 'with-write') {
+      // As the ledger's write does (src/db/sql.ts, queryLast): pipelined with its COMMIT.
+      client.pipeline = true
+      try {
+        await Promise.all([client.query(upsert), client.query('COMMIT')])
+      } finally {
+        client.pipeline = false
+      }
+    } else {
+      await client.query(upsert)
+      await client.query('COMMIT')
+    }
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {})
     throw err

@@ -12,6 +12,13 @@ export interface Sql {
    * (planned once per connection): worth it on hot paths, where planning costs as much as running.
    */
   query<T = Record<string, unknown>>(text: string, params?: unknown[], name?: string): Promise<T[]>
+  /**
+   * Run a statement whose rows nobody reads (the ledger's write). In a pooled transaction it is
+   * held back and sent with what follows it: with the COMMIT, pipelined (one round trip for both),
+   * when nothing else does; otherwise just before the next statement. Its error is thrown there;
+   * thrown by the commit, it is marked (rolledBack): the transaction did not commit.
+   */
+  queryLast(text: string, params?: unknown[], name?: string): Promise<void>
   /** Run `fn` in a transaction; nested calls join the outer one. */
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T>
   /** True inside a transaction. */
@@ -34,12 +41,68 @@ export function runAfterCommit(fns: (() => void)[]) {
   }
 }
 
+/** node-postgres's conversion of a parameter to what goes on the wire. */
+const prepareValue = (pg as unknown as { utils: { prepareValue(v: unknown): unknown } }).utils.prepareValue
+
+/** Errors of a statement sent with the COMMIT that PostgreSQL refused: the transaction rolled back. */
+const rolledBackErrors = new WeakSet<object>()
+
+/**
+ * Did this error, thrown by a transaction's commit, come from a statement sent with the COMMIT
+ * (queryLast) that PostgreSQL refused? Then nothing of the transaction committed (the COMMIT of an
+ * aborted transaction is a ROLLBACK); any other error of a commit leaves the outcome unknown.
+ */
+export function rolledBack(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && rolledBackErrors.has(err)
+}
+
+const statement = (d: Deferred) => (d.name ? { name: d.name, text: d.text, values: d.values } : { text: d.text, values: d.values })
+
+/**
+ * The held-back statement and COMMIT in one round trip: node-postgres's pipeline mode (each its own
+ * Sync; the server runs the COMMIT without waiting for us to read the statement's answer), switched
+ * on for these two only (it refuses COPY, which the import runs on clients of the same pool). If the
+ * statement fails, the transaction is aborted and PostgreSQL answers the COMMIT with ROLLBACK.
+ */
+async function commitWith(client: pg.PoolClient, d: Deferred): Promise<void> {
+  const c = client as pg.PoolClient & { pipeline?: boolean }
+  if (typeof c.pipeline !== 'boolean') {
+    // (a node-postgres without pipeline mode: two round trips)
+    try {
+      await client.query(statement(d))
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      rolledBackErrors.add(err as object)
+      throw err
+    }
+    await client.query('COMMIT')
+    return
+  }
+  c.pipeline = true
+  let write: PromiseSettledResult<unknown>, commit: PromiseSettledResult<unknown>
+  try {
+    ;[write, commit] = await Promise.allSettled([client.query(statement(d)), client.query('COMMIT')])
+  } finally {
+    c.pipeline = false
+  }
+  if (write.status === 'rejected') {
+    // Refused by PostgreSQL (an error response): the COMMIT behind it rolled back. An error of the
+    // connection fails both, and leaves the outcome unknown.
+    if (commit.status === 'fulfilled') rolledBackErrors.add(write.reason as object)
+    throw write.reason
+  }
+  if (commit.status === 'rejected') throw commit.reason
+}
+
 export function poolSql(pool: pg.Pool): Sql {
   const self: Sql = {
     inTransaction: false,
     async query<T>(text: string, params: unknown[] = [], name?: string) {
       const r = await pool.query(name ? { name, text, values: params } : { text, values: params })
       return r.rows as T[]
+    },
+    async queryLast(text: string, params: unknown[] = [], name?: string) {
+      await self.query(text, params, name)
     },
     afterCommit: (fn) => fn(),
     async tx<T>(fn: (sql: Sql) => Promise<T>) {
@@ -48,7 +111,13 @@ export function poolSql(pool: pg.Pool): Sql {
       const state: TxState = { begun: false, after: [] }
       try {
         const result = await fn(clientSql(client, state))
-        if (state.begun) await client.query('COMMIT')
+        const last = state.deferred
+        state.deferred = undefined
+        if (last) {
+          // The transaction ends here whatever the answer (committed, or rolled back by an error).
+          state.begun = false
+          await commitWith(client, last)
+        } else if (state.begun) await client.query('COMMIT')
         runAfterCommit(state.after)
         return result
       } catch (err) {
@@ -82,7 +151,7 @@ export function quoteLiteral(s: string): string {
 /** The statement with each $n replaced by its value as a quoted literal, as node-postgres would send it. */
 function inlineParams(text: string, params: unknown[]): string {
   return text.replace(/\$(\d+)/g, (_, n: string) => {
-    const v = (pg as unknown as { utils: { prepareValue(v: unknown): unknown } }).utils.prepareValue(params[Number(n) - 1])
+    const v = prepareValue(params[Number(n) - 1])
     return v === null || v === undefined ? 'NULL' : quoteLiteral(String(v))
   })
 }
@@ -97,6 +166,15 @@ function inlineParams(text: string, params: unknown[]): string {
 interface TxState {
   begun: boolean
   after: (() => void)[]
+  /** A statement of queryLast not sent yet. */
+  deferred?: Deferred
+}
+
+interface Deferred {
+  text: string
+  /** Already converted to what goes on the wire (pg's prepareValue): nothing can fail client-side once sent. */
+  values: unknown[]
+  name?: string
 }
 
 function clientSql(client: pg.PoolClient, state: TxState): Sql {
@@ -104,6 +182,7 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
     inTransaction: true,
     afterCommit: (fn) => void state.after.push(fn),
     async query<T>(text: string, params: unknown[] = [], name?: string) {
+      if (state.deferred) await flush()
       if (!state.begun) {
         state.begun = true
         if (params.length > 0 && FUNCTION_CALL.test(text) && !params.some((p) => Buffer.isBuffer(p))) {
@@ -115,7 +194,22 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
       const r = await client.query(name ? { name, text, values: params } : { text, values: params })
       return r.rows as T[]
     },
+    async queryLast(text: string, params: unknown[] = [], name?: string) {
+      if (state.deferred) await flush()
+      // The first statement of a transaction goes out at once (with its BEGIN).
+      if (!state.begun) {
+        await self.query(text, params, name)
+        return
+      }
+      // Converted now: a value that cannot be sent fails here, not after the COMMIT went out.
+      state.deferred = { text, values: params.map((v) => prepareValue(v)), name }
+    },
     tx: (fn) => fn(self),
+  }
+  const flush = async () => {
+    const d = state.deferred!
+    state.deferred = undefined
+    await client.query(statement(d))
   }
   return self
 }
@@ -127,6 +221,9 @@ export function pgliteSql(db: PGlite): Sql {
     async query<T>(text: string, params: unknown[] = []) {
       const r = await db.query<T>(text, params)
       return r.rows
+    },
+    async queryLast(text: string, params: unknown[] = []) {
+      await db.query(text, params)
     },
     async tx<T>(fn: (sql: Sql) => Promise<T>) {
       const after: (() => void)[] = []
@@ -144,6 +241,9 @@ function pgliteTxSql(t: Transaction, after: (() => void)[]): Sql {
     async query<T>(text: string, params: unknown[] = []) {
       const r = await t.query<T>(text, params)
       return r.rows
+    },
+    async queryLast(text: string, params: unknown[] = []) {
+      await t.query(text, params)
     },
     tx: (fn) => fn(self),
   }

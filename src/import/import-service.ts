@@ -72,6 +72,9 @@ export function createImportService(database: Database) {
       async query<R>(text: string, params: unknown[] = []) {
         return (await client.query(text, params)).rows as R[]
       },
+      async queryLast(text: string, params: unknown[] = []) {
+        await client.query(text, params)
+      },
       tx: (f) => f(tx),
     }
     let broken: unknown

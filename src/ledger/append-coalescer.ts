@@ -20,7 +20,7 @@
  * `largeConcurrency` transactions per workspace at once, and the units waiting go together as long
  * as their identities stay within the identity locks' per-key bound (two 75-object requests).
  */
-import type { Sql } from '../db/sql.js'
+import { rolledBack, type Sql } from '../db/sql.js'
 import { createGroupCommit, type Settled } from '../db/group-commit.js'
 import type { Ledger } from './ledger-service.js'
 import { identityLockKeys, TWO_LEVEL_MAX_KEYS } from './contact-resolver.js'
@@ -90,8 +90,10 @@ export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerO
       })
     } catch (error) {
       // A failed COMMIT (a lost connection, a deferred check) may or may not have committed:
-      // never run such a batch again; its requests get the error, as a lone request would.
-      if (committing) return batch.map(() => ({ ok: false, error }))
+      // never run such a batch again; its requests get the error, as a lone request would. The
+      // ledger's write travels with the COMMIT (Sql.queryLast): if PostgreSQL refused the write,
+      // the COMMIT rolled back, and the batch failed before committing.
+      if (committing && !rolledBack(error)) return batch.map(() => ({ ok: false, error }))
       // Failed before COMMIT, so rolled back: each request again, on its own.
       const alone: Settled<unknown>[] = []
       for (const u of batch) alone.push(await runAlone(u))

@@ -9,7 +9,7 @@ import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
 import { freshDatabase } from '../helpers/db.js'
 import fc from 'fast-check'
-import { pgliteSql, poolSql, quoteLiteral, type Sql } from '../../src/db/sql.js'
+import { pgliteSql, poolSql, quoteLiteral, rolledBack, type Sql } from '../../src/db/sql.js'
 
 t.test('quoteLiteral writes every string exactly as node-postgres escapeLiteral does', async (t) => {
   for (const s of ['', "'", "''", '\\', "a'b\\c", '{"a\\"b",NULL}', 'é\u0000x'])
@@ -99,6 +99,118 @@ t.test('pooled transactions: BEGIN with the first statement', async (t) => {
       /caller gave up/,
     )
     t.same(await sql.query(`SELECT k FROM kv WHERE k = 'k4'`), [])
+  })
+})
+
+t.test('queryLast: the last statement travels with the COMMIT (pipelined), its errors roll back', async (t) => {
+  const { url } = await freshDatabase(t)
+  const pool = new pg.Pool({ connectionString: url, max: 1 })
+  t.teardown(() => pool.end())
+  // The socket's traffic, in order: 'w' for a write to PostgreSQL, 'r' for an answer read.
+  const wire: string[] = []
+  pool.on('connect', (client) => {
+    const stream = (client as unknown as { connection: { stream: NodeJS.WritableStream & NodeJS.EventEmitter } }).connection.stream
+    const write = stream.write.bind(stream) as (...a: unknown[]) => boolean
+    ;(stream as unknown as { write: unknown }).write = (...a: unknown[]) => (wire.push('w'), write(...a))
+    stream.on('data', () => wire.push('r'))
+  })
+  const sql = poolSql(pool)
+  await sql.query(`CREATE TABLE kv (k text PRIMARY KEY, v text)`)
+  await sql.query(`INSERT INTO kv VALUES ('taken', 'x')`)
+  const count = async (k: string) => (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM kv WHERE k = $1`, [k]))[0]!.n
+
+  t.test('held back, then sent with the COMMIT before its answer is read', async (t) => {
+    wire.length = 0
+    await sql.tx(async (tx) => {
+      await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['a', 'first'])
+      // A slow statement: its answer cannot come before the COMMIT is written if they are pipelined.
+      const before = wire.length
+      await tx.queryLast(`INSERT INTO kv SELECT $1, $2 FROM pg_sleep(0.05)`, ['b', 'last'], 'slow-insert')
+      t.equal(wire.length, before, 'not sent yet')
+    })
+    t.equal(await count('a'), 1)
+    t.equal(await count('b'), 1, 'committed')
+  })
+
+  t.test('one round trip for the statement and COMMIT', async (t) => {
+    await sql.query(`DELETE FROM kv WHERE k IN ('c', 'd')`)
+    wire.length = 0
+    let marks = 0
+    await sql.tx(async (tx) => {
+      await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['c', 'x'])
+      marks = wire.length
+      await tx.queryLast(`INSERT INTO kv SELECT $1, $2 FROM pg_sleep(0.05)`, ['d', 'y'], 'slow-insert')
+    })
+    const tail = wire.slice(marks).join('')
+    t.match(tail, /^w+r/, `writes of statement and COMMIT before any answer: ${tail}`)
+    t.notMatch(tail, /r+w/, `no write after an answer: ${tail}`)
+    t.equal(await count('d'), 1)
+  })
+
+  t.test('refused with the COMMIT: nothing of the transaction stays, marked rolled back', async (t) => {
+    const err = await sql
+      .tx(async (tx) => {
+        await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['e', 'x'])
+        await tx.queryLast(`INSERT INTO kv VALUES ($1, $2)`, ['taken', 'dup'], 'insert-kv')
+      })
+      .then(
+        () => t.fail('should fail'),
+        (e: unknown) => e,
+      )
+    t.match(err, { code: '23505' })
+    t.equal(rolledBack(err), true, 'the COMMIT behind it rolled back')
+    t.equal(await count('e'), 0, 'the statement before it rolled back too')
+    // The connection (the only one) is usable, not left in an aborted transaction.
+    await sql.tx(async (tx) => {
+      await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['f', 'x'])
+      await tx.queryLast(`INSERT INTO kv VALUES ($1, $2)`, ['g', 'x'], 'insert-kv')
+    })
+    t.equal(await count('f') + (await count('g')), 2)
+    t.equal((pool as unknown as { _clients: { pipeline: boolean }[] })._clients[0]!.pipeline, false, 'pipeline mode is off again')
+  })
+
+  t.test('a statement after it sends it first, and gets its error there', async (t) => {
+    const seen = await sql.tx(async (tx) => {
+      await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['h', 'x'])
+      await tx.queryLast(`UPDATE kv SET v = $2 WHERE k = $1`, ['h', 'updated'], 'update-kv')
+      return (await tx.query<{ v: string }>(`SELECT v FROM kv WHERE k = 'h'`))[0]!.v
+    })
+    t.equal(seen, 'updated', 'the held-back statement ran before the next one')
+    const err = await sql
+      .tx(async (tx) => {
+        await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['i', 'x'])
+        await tx.queryLast(`INSERT INTO kv VALUES ($1, $2)`, ['taken', 'dup'], 'insert-kv')
+        await tx.query(`SELECT 1`)
+        t.fail('not reached')
+      })
+      .catch((e: unknown) => e)
+    t.match(err, { code: '23505' })
+    t.equal(rolledBack(err), false, 'thrown before the COMMIT, by the statement that followed')
+    t.equal(await count('i'), 0)
+  })
+
+  t.test('a transaction that fails after it never sends it', async (t) => {
+    await t.rejects(
+      sql.tx(async (tx) => {
+        await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['j', 'x'])
+        await tx.queryLast(`INSERT INTO kv VALUES ($1, $2)`, ['k', 'x'], 'insert-kv')
+        throw new Error('caller gave up')
+      }),
+      /caller gave up/,
+    )
+    t.equal(await count('j') + (await count('k')), 0)
+  })
+
+  t.test('a value that cannot be sent fails before anything is', async (t) => {
+    const circular: Record<string, unknown> = {}
+    circular.self = circular
+    await t.rejects(
+      sql.tx(async (tx) => {
+        await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['l', 'x'])
+        await tx.queryLast(`INSERT INTO kv VALUES ($1, $2::text)`, ['m', circular])
+      }),
+    )
+    t.equal(await count('l'), 0, 'rolled back, not committed without the statement')
   })
 })
 

@@ -131,6 +131,34 @@ t.test('append coalescer', async (t) => {
     for (let i = 1; i < 4; i++) t.equal((await eventsOf(`cf-${i}`)).length, 0, `request ${i}: nothing committed`)
   })
 
+  t.test('a shared batch whose write PostgreSQL refuses with the COMMIT (sent together) reruns each alone', async (t) => {
+    // The ledger's write goes out with the COMMIT (Sql.queryLast): a refused write means the
+    // COMMIT rolled back, so the batch failed before committing and may run again.
+    await sql.query(`CREATE FUNCTION refuse_wf2() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.request_id = 'wf-2' THEN RAISE EXCEPTION 'refused write' USING ERRCODE = 'P0001'; END IF; RETURN NEW; END $$`)
+    await sql.query(`CREATE TRIGGER refuse_wf2 BEFORE INSERT ON consent_events FOR EACH ROW EXECUTE FUNCTION refuse_wf2()`)
+    t.teardown(() => sql.query(`DROP TRIGGER refuse_wf2 ON consent_events`))
+    const groups = createAppendCoalescer(sql, ta.app.ledger, { concurrency: 1, maxItems: 1000 })
+    const runs = new Map<number, number>()
+    const settled = await Promise.allSettled(
+      Array.from({ length: 4 }, (_, i) =>
+        groups.submit({
+          ctx: ctx(`wf-${i}`),
+          items: [item(`+1415555${String(7100 + i)}`)],
+          finish: async (_tx, results) => (runs.set(i, (runs.get(i) ?? 0) + 1), results),
+        }),
+      ),
+    )
+    t.same(
+      settled.map((s) => s.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+      'the first ran alone; the batch of the other three failed at its write and each ran again alone',
+    )
+    t.match((settled[2] as PromiseRejectedResult).reason, { code: 'P0001' })
+    t.same([...runs.entries()].sort(), [[0, 1], [1, 2], [2, 2], [3, 2]], 'each finish ran in the batch, then alone')
+    for (let i = 0; i < 4; i++) t.equal((await eventsOf(`wf-${i}`)).length, i === 2 ? 0 : 1, `request ${i}: events committed once`)
+  })
+
   t.test('a merge in a shared batch is redone request by request, its events attributed to its request', async (t) => {
     const groups = createAppendCoalescer(sql, ta.app.ledger, { concurrency: 1, maxItems: 1000 })
     // Two contacts, then a request showing both identities: a merge.

@@ -24,6 +24,10 @@ function counting(sql: Sql, log: string[]): Sql {
       log.push(name ?? text.trim().slice(0, 30))
       return sql.query(text, params, name)
     },
+    queryLast: (text, params, name) => {
+      log.push(name ?? text.trim().slice(0, 30))
+      return sql.queryLast(text, params, name)
+    },
     tx: (fn) => sql.tx((inner) => fn(counting(inner, log))),
     afterCommit: (fn) => sql.afterCommit(fn),
   }
