@@ -79,9 +79,20 @@ async function commitWith(client: pg.PoolClient, d: Deferred): Promise<void> {
     return
   }
   c.pipeline = true
+  // Both go out in one write to the socket (each costs its sender ~0.1 ms of CPU on the VMs we
+  // measure on): in pipeline mode a query is written as it is queued, so the stream is corked
+  // around the two (cork nests with the one node-postgres puts around an extended query).
+  const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream
   let write: PromiseSettledResult<unknown>, commit: PromiseSettledResult<unknown>
   try {
-    ;[write, commit] = await Promise.allSettled([client.query(statement(d)), client.query('COMMIT')])
+    stream?.cork?.()
+    let sent: [Promise<unknown>, Promise<unknown>]
+    try {
+      sent = [client.query(statement(d)), client.query('COMMIT')]
+    } finally {
+      stream?.uncork?.()
+    }
+    ;[write, commit] = await Promise.allSettled(sent)
   } finally {
     c.pipeline = false
   }
