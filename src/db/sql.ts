@@ -14,9 +14,9 @@ export interface Sql {
   query<T = Record<string, unknown>>(text: string, params?: unknown[], name?: string): Promise<T[]>
   /**
    * Run a statement whose rows nobody reads (the ledger's write). In a pooled transaction it is
-   * held back and sent with what follows it: with the COMMIT, pipelined (one round trip for both),
-   * when nothing else does; otherwise just before the next statement. Its error is thrown there;
-   * thrown by the commit, it is marked (rolledBack): the transaction did not commit.
+   * held back and sent with what follows it, pipelined (one round trip for both): the COMMIT, or
+   * the next statement. Its error is thrown there; thrown by the commit, it is marked (rolledBack):
+   * the transaction did not commit.
    */
   queryLast(text: string, params?: unknown[], name?: string): Promise<void>
   /** Run `fn` in a transaction; nested calls join the outer one. */
@@ -58,44 +58,55 @@ export function rolledBack(err: unknown): boolean {
 
 const statement = (d: Deferred) => (d.name ? { name: d.name, text: d.text, values: d.values } : { text: d.text, values: d.values })
 
+type QueryConfig = { text: string; values?: unknown[]; name?: string }
+
 /**
- * The held-back statement and COMMIT in one round trip: node-postgres's pipeline mode (each its own
- * Sync; the server runs the COMMIT without waiting for us to read the statement's answer), switched
- * on for these two only (it refuses COPY, which the import runs on clients of the same pool). If the
- * statement fails, the transaction is aborted and PostgreSQL answers the COMMIT with ROLLBACK.
+ * Two statements of one transaction in one round trip: node-postgres's pipeline mode (each its own
+ * Sync; the server runs the second without waiting for us to read the first's answer), switched on
+ * for these two only (it refuses COPY, which the import runs on clients of the same pool), and both
+ * in one write to the socket (each write costs its sender ~0.1 ms of CPU on the VMs we measure on;
+ * in pipeline mode a query is written as it is queued, so the stream is corked around the two: cork
+ * nests with the one node-postgres puts around an extended query). If the first fails, the
+ * transaction is aborted, and the second is refused (or, a COMMIT, answered with ROLLBACK).
+ * Without pipeline mode (an older node-postgres), one after the other.
  */
-async function commitWith(client: pg.PoolClient, d: Deferred): Promise<void> {
-  const c = client as pg.PoolClient & { pipeline?: boolean }
+async function pipelined(client: pg.PoolClient, first: QueryConfig, second: QueryConfig | string): Promise<[PromiseSettledResult<pg.QueryResult>, PromiseSettledResult<pg.QueryResult>]> {
+  const c = client as pg.PoolClient & { pipeline?: boolean; connection?: { stream?: { cork?(): void; uncork?(): void } } }
   if (typeof c.pipeline !== 'boolean') {
-    // (a node-postgres without pipeline mode: two round trips)
-    try {
-      await client.query(statement(d))
-    } catch (err) {
+    const a = await client.query(first).then(
+      (value) => ({ status: 'fulfilled' as const, value }),
+      (reason: unknown) => ({ status: 'rejected' as const, reason }),
+    )
+    if (a.status === 'rejected') {
+      // As the server would do in a pipeline: nothing after a failed statement runs.
       await client.query('ROLLBACK').catch(() => {})
-      rolledBackErrors.add(err as object)
-      throw err
+      return [a, { status: 'fulfilled', value: { command: 'ROLLBACK', rows: [] } as unknown as pg.QueryResult }]
     }
-    await client.query('COMMIT')
-    return
+    const b = await client.query(second).then(
+      (value) => ({ status: 'fulfilled' as const, value }),
+      (reason: unknown) => ({ status: 'rejected' as const, reason }),
+    )
+    return [a, b]
   }
+  const stream = c.connection?.stream
   c.pipeline = true
-  // Both go out in one write to the socket (each costs its sender ~0.1 ms of CPU on the VMs we
-  // measure on): in pipeline mode a query is written as it is queued, so the stream is corked
-  // around the two (cork nests with the one node-postgres puts around an extended query).
-  const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream
-  let write: PromiseSettledResult<unknown>, commit: PromiseSettledResult<unknown>
   try {
+    let sent: [Promise<pg.QueryResult>, Promise<pg.QueryResult>]
     stream?.cork?.()
-    let sent: [Promise<unknown>, Promise<unknown>]
     try {
-      sent = [client.query(statement(d)), client.query('COMMIT')]
+      sent = [client.query(first), client.query(second)]
     } finally {
       stream?.uncork?.()
     }
-    ;[write, commit] = await Promise.allSettled(sent)
+    return await Promise.allSettled(sent)
   } finally {
     c.pipeline = false
   }
+}
+
+/** The held-back statement and COMMIT in one round trip (see pipelined). */
+async function commitWith(client: pg.PoolClient, d: Deferred): Promise<void> {
+  const [write, commit] = await pipelined(client, statement(d), 'COMMIT')
   if (write.status === 'rejected') {
     // Refused by PostgreSQL (an error response): the COMMIT behind it rolled back. An error of the
     // connection fails both, and leaves the outcome unknown.
@@ -193,7 +204,15 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
     inTransaction: true,
     afterCommit: (fn) => void state.after.push(fn),
     async query<T>(text: string, params: unknown[] = [], name?: string) {
-      if (state.deferred) await flush()
+      if (state.deferred) {
+        // The held-back statement and this one in one round trip; its error is the one thrown.
+        const d = state.deferred
+        state.deferred = undefined
+        const [held, next] = await pipelined(client, statement(d), name ? { name, text, values: params } : { text, values: params })
+        if (held.status === 'rejected') throw held.reason
+        if (next.status === 'rejected') throw next.reason
+        return next.value.rows as T[]
+      }
       if (!state.begun) {
         state.begun = true
         if (params.length > 0 && FUNCTION_CALL.test(text) && !params.some((p) => Buffer.isBuffer(p))) {
@@ -206,7 +225,11 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
       return r.rows as T[]
     },
     async queryLast(text: string, params: unknown[] = [], name?: string) {
-      if (state.deferred) await flush()
+      if (state.deferred) {
+        const d = state.deferred
+        state.deferred = undefined
+        await client.query(statement(d))
+      }
       // The first statement of a transaction goes out at once (with its BEGIN).
       if (!state.begun) {
         await self.query(text, params, name)
@@ -216,11 +239,6 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
       state.deferred = { text, values: params.map((v) => prepareValue(v)), name }
     },
     tx: (fn) => fn(self),
-  }
-  const flush = async () => {
-    const d = state.deferred!
-    state.deferred = undefined
-    await client.query(statement(d))
   }
   return self
 }

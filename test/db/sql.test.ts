@@ -173,13 +173,19 @@ t.test('queryLast: the last statement travels with the COMMIT (pipelined), its e
     t.equal((pool as unknown as { _clients: { pipeline: boolean }[] })._clients[0]!.pipeline, false, 'pipeline mode is off again')
   })
 
-  t.test('a statement after it sends it first, and gets its error there', async (t) => {
+  t.test('a statement after it goes with it (it first), and gets its error', async (t) => {
+    let tail = ''
     const seen = await sql.tx(async (tx) => {
       await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['h', 'x'])
-      await tx.queryLast(`UPDATE kv SET v = $2 WHERE k = $1`, ['h', 'updated'], 'update-kv')
-      return (await tx.query<{ v: string }>(`SELECT v FROM kv WHERE k = 'h'`))[0]!.v
+      await tx.queryLast(`UPDATE kv SET v = $2 FROM pg_sleep(0.05) WHERE k = $1`, ['h', 'updated'], 'update-kv')
+      const mark = wire.length
+      const v = (await tx.query<{ v: string }>(`SELECT v FROM kv WHERE k = 'h'`))[0]!.v
+      tail = wire.slice(mark).join('')
+      return v
     })
     t.equal(seen, 'updated', 'the held-back statement ran before the next one')
+    t.match(tail, /^wr/, `both in one write, before any answer: ${tail}`)
+    t.notMatch(tail, /r+w/, `no write after an answer: ${tail}`)
     const err = await sql
       .tx(async (tx) => {
         await tx.query(`INSERT INTO kv VALUES ($1, $2)`, ['i', 'x'])
