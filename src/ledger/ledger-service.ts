@@ -695,8 +695,8 @@ export function createLedger(hooks: LedgerHooks = {}) {
               SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
             WHERE (excluded.occurred_at, excluded.stopped) >= (p.occurred_at, p.stopped))`)
       }
-      // Nothing reads its answer: held back to go out with the COMMIT when nothing follows it in
-      // the transaction (one round trip less; see Sql.queryLast).
+      // Nothing reads its answer: held back to go out with what follows it in the transaction, the
+      // COMMIT or the caller's next statement, in one round trip (see Sql.queryLast).
       await tx.queryLast(`WITH ${parts.join(',\n         ')}\n         SELECT 1`, params, `ledger-write-${shape}`)
     }
 
