@@ -1,8 +1,8 @@
 /**
  * Group commit: items that arrive while `concurrency` batches of their key are running wait, and
- * the next batch takes all of them (up to `maxSize`; with concurrency > 1, see pump). At low load an item starts at once, alone;
- * under steady load an idle lane lingers up to `lingerMs` (1 ms) for as many items as it saw
- * pending lately (see pump). Items that go together share one round trip, one statement start-up
+ * the next batch takes all of them (up to `maxSize`; with concurrency > 1, its share: see pump).
+ * At low load an item starts at once, alone; under steady load an idle lane lingers up to
+ * `lingerMs` (1 ms) for as many items as it saw pending lately (see pump). Items that go together share one round trip, one statement start-up
  * and one COMMIT (one WAL flush). Every item is answered only after the batch holding it has
  * finished (committed).
  *
