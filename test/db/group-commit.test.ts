@@ -24,6 +24,18 @@ function recorder(opts: { concurrency?: number; maxSize?: number; lingerMs?: num
   return { gc, batches }
 }
 
+/** Each client sends its next item a macrotask after its answer, as a client across a socket would. */
+async function inStep(gc: { submit(n: number): Promise<unknown> }, clients: number, rounds: number) {
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let r = 0; r < rounds; r++) {
+        await gc.submit(c)
+        await new Promise((res) => setImmediate(res))
+      }
+    }),
+  )
+}
+
 t.test('answers each item, batches by key and size', async (t) => {
   const { gc, batches } = recorder({ maxSize: 3 })
   const all = await Promise.allSettled([1, 2, -1, 3, 13, 4, -2, 1000, 5].map((n) => gc.submit(n)))
@@ -45,15 +57,7 @@ t.test('callers in step form one batch per round (linger), a lone caller starts 
   const { gc, batches } = recorder()
   const clients = 10
   const rounds = 20
-  // Each client sends its next item a macrotask after its answer, as a client across a socket would.
-  await Promise.all(
-    Array.from({ length: clients }, async (_, c) => {
-      for (let r = 0; r < rounds; r++) {
-        await gc.submit(c)
-        await new Promise((res) => setImmediate(res))
-      }
-    }),
-  )
+  await inStep(gc, clients, rounds)
   const sizes = batches.map((b) => b.length)
   t.equal(sizes.reduce((a, b) => a + b, 0), clients * rounds)
   // The first item starts alone (nothing seen yet) and the other nine wait for it; from then on all
@@ -157,14 +161,7 @@ t.test('concurrency 2: callers in step share the load in batches of equal size, 
   })
   const clients = 10
   const rounds = 20
-  await Promise.all(
-    Array.from({ length: clients }, async (_, c) => {
-      for (let r = 0; r < rounds; r++) {
-        await gc.submit(c)
-        await new Promise((res) => setImmediate(res))
-      }
-    }),
-  )
+  await inStep(gc, clients, rounds)
   t.equal(batches.reduce((a, b) => a + b, 0), clients * rounds)
   // After the first rounds (the first item alone, nothing seen yet), no batch is started by a lone
   // early arrival: each waits for its share of the ten (5), and two run at once.
