@@ -128,10 +128,17 @@ app.post('/upsert-tx', async (request, reply) => {
     for (; i < reads; i++) await client.query({ name: 'bare-read', text: 'SELECT id, state FROM bench_kv WHERE id = $1', values: [kv[0]?.[0] ?? ''] })
     const upsert = { name: 'bare-upsert', text: UPSERT, values: [kv.map((x) => x[0]), kv.map((x) => JSON.stringify(x[1]))] }
     if (request.query.commit === 'with-write') {
-      // As the ledger's write does (src/db/sql.ts, queryLast): pipelined with its COMMIT.
+      // As the ledger's write does (src/db/sql.ts, pipelined): with its COMMIT, in one socket write.
       client.pipeline = true
       try {
-        await Promise.all([client.query(upsert), client.query('COMMIT')])
+        client.connection.stream.cork()
+        let sent
+        try {
+          sent = [client.query(upsert), client.query('COMMIT')]
+        } finally {
+          client.connection.stream.uncork()
+        }
+        await Promise.all(sent)
       } finally {
         client.pipeline = false
       }

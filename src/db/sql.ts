@@ -56,38 +56,22 @@ export function rolledBack(err: unknown): boolean {
   return typeof err === 'object' && err !== null && rolledBackErrors.has(err)
 }
 
-const statement = (d: Deferred) => (d.name ? { name: d.name, text: d.text, values: d.values } : { text: d.text, values: d.values })
-
-type QueryConfig = { text: string; values?: unknown[]; name?: string }
+/** A statement as node-postgres takes it: named (prepared once per connection) or not. */
+const config = (text: string, values: unknown[], name?: string) => (name ? { name, text, values } : { text, values })
+const statement = (d: Deferred) => config(d.text, d.values, d.name)
 
 /**
- * Two statements of one transaction in one round trip: node-postgres's pipeline mode (each its own
- * Sync; the server runs the second without waiting for us to read the first's answer), switched on
- * for these two only (it refuses COPY, which the import runs on clients of the same pool), and both
- * in one write to the socket (each write costs its sender ~0.1 ms of CPU on the VMs we measure on;
- * in pipeline mode a query is written as it is queued, so the stream is corked around the two: cork
- * nests with the one node-postgres puts around an extended query). If the first fails, the
- * transaction is aborted, and the second is refused (or, a COMMIT, answered with ROLLBACK).
- * Without pipeline mode (an older node-postgres), one after the other.
+ * Two statements of one transaction in one round trip: node-postgres's pipeline mode (8.23+; each
+ * its own Sync; the server runs the second without waiting for us to read the first's answer),
+ * switched on for these two only (it refuses COPY, which the import runs on clients of the same
+ * pool), and both in one write to the socket (each write costs its sender ~0.1 ms of CPU on the
+ * VMs we measure on; in pipeline mode a query is written as it is queued, so the stream is corked
+ * around the two: cork nests with the one node-postgres puts around an extended query). If the
+ * first fails, the transaction is aborted, and the second is refused (or, a COMMIT, answered with
+ * ROLLBACK).
  */
-async function pipelined(client: pg.PoolClient, first: QueryConfig, second: QueryConfig | string): Promise<[PromiseSettledResult<pg.QueryResult>, PromiseSettledResult<pg.QueryResult>]> {
-  const c = client as pg.PoolClient & { pipeline?: boolean; connection?: { stream?: { cork?(): void; uncork?(): void } } }
-  if (typeof c.pipeline !== 'boolean') {
-    const a = await client.query(first).then(
-      (value) => ({ status: 'fulfilled' as const, value }),
-      (reason: unknown) => ({ status: 'rejected' as const, reason }),
-    )
-    if (a.status === 'rejected') {
-      // As the server would do in a pipeline: nothing after a failed statement runs.
-      await client.query('ROLLBACK').catch(() => {})
-      return [a, { status: 'fulfilled', value: { command: 'ROLLBACK', rows: [] } as unknown as pg.QueryResult }]
-    }
-    const b = await client.query(second).then(
-      (value) => ({ status: 'fulfilled' as const, value }),
-      (reason: unknown) => ({ status: 'rejected' as const, reason }),
-    )
-    return [a, b]
-  }
+async function pipelined(client: pg.PoolClient, first: pg.QueryConfig, second: pg.QueryConfig | string): Promise<[PromiseSettledResult<pg.QueryResult>, PromiseSettledResult<pg.QueryResult>]> {
+  const c = client as pg.PoolClient & { pipeline: boolean; connection?: { stream?: { cork?(): void; uncork?(): void } } }
   const stream = c.connection?.stream
   c.pipeline = true
   try {
@@ -120,7 +104,7 @@ export function poolSql(pool: pg.Pool): Sql {
   const self: Sql = {
     inTransaction: false,
     async query<T>(text: string, params: unknown[] = [], name?: string) {
-      const r = await pool.query(name ? { name, text, values: params } : { text, values: params })
+      const r = await pool.query(config(text, params, name))
       return r.rows as T[]
     },
     async queryLast(text: string, params: unknown[] = [], name?: string) {
@@ -208,7 +192,7 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
         // The held-back statement and this one in one round trip; its error is the one thrown.
         const d = state.deferred
         state.deferred = undefined
-        const [held, next] = await pipelined(client, statement(d), name ? { name, text, values: params } : { text, values: params })
+        const [held, next] = await pipelined(client, statement(d), config(text, params, name))
         if (held.status === 'rejected') throw held.reason
         if (next.status === 'rejected') throw next.reason
         return next.value.rows as T[]
@@ -221,7 +205,7 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
         }
         await client.query('BEGIN')
       }
-      const r = await client.query(name ? { name, text, values: params } : { text, values: params })
+      const r = await client.query(config(text, params, name))
       return r.rows as T[]
     },
     async queryLast(text: string, params: unknown[] = [], name?: string) {
