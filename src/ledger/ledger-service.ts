@@ -601,7 +601,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
       // running it for one row (perf: ExecInitModifyTable and ExecInitFunctionScan were ~12% of
       // PostgreSQL's time on a one-object /users/track), and most appends have no exactly-once
       // keys, no platform stops, and either new or existing contacts. One prepared statement per
-      // combination (at most 2^5), named by it.
+      // combination (at most 2^7), named by it.
       const params: unknown[] = [workspaceId]
       const $ = (v: unknown) => (params.push(v), `$${params.length}`)
       /** An array of tokens (see tokenArray). */
@@ -667,15 +667,29 @@ export function createLedger(hooks: LedgerHooks = {}) {
                          ${$(touched.map(([id]) => (attrs.has(id) ? JSON.stringify(attrs.get(id)) : null)))}::text[]) AS v(id, h, n, a)
             WHERE c.workspace_id = $1 AND c.id = v.id AND (c.chain_length IS DISTINCT FROM v.n OR v.a IS NOT NULL))`)
       }
-      if (w.length > 0) {
+      // The projection rows of contacts this append creates are plain INSERTs: nobody else can have
+      // written a row for a contact that is not committed yet, and a (contact, group) pair is one
+      // winner. ON CONFLICT's speculative insertion cost ~5 us more per row (75 rows: 1,133 vs 1,500
+      // us of PostgreSQL CPU per transaction), and a 75-object /users/track is mostly new people.
+      const projectionCols = (rows: { ev: PendingEvent; c: Candidate }[]) =>
+        `SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
+             FROM unnest(${$t(rows.map((x) => x.ev.contact_id))}::uuid[], ${$t(rows.map((x) => x.c.groupId))}::uuid[], ${$t(rows.map((x) => x.c.state))}::text[],
+                         ${$t(rows.map((x) => x.c.occurredAt.toISOString()))}::timestamptz[], ${$t(rows.map((x) => x.ev.id))}::bigint[],
+                         ${$t(rows.map((x) => x.ev.event_id))}::uuid[], ${$t(rows.map((x) => x.c.source))}::text[])
+               AS x(c, g, state, o, seq, e, source)`
+      const wNew = w.filter((x) => created.has(x.ev.contact_id))
+      const wOld = wNew.length === 0 ? w : w.filter((x) => !created.has(x.ev.contact_id))
+      if (wNew.length > 0) {
+        shape += 'n'
+        parts.push(`projection_new AS (
+           INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source, updated_at)
+           ${projectionCols(wNew)})`)
+      }
+      if (wOld.length > 0) {
         shape += 'p'
         parts.push(`projection AS (
            INSERT INTO consent_state AS s (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source, updated_at)
-           SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
-             FROM unnest(${$t(w.map((x) => x.ev.contact_id))}::uuid[], ${$t(w.map((x) => x.c.groupId))}::uuid[], ${$t(w.map((x) => x.c.state))}::text[],
-                         ${$t(w.map((x) => x.c.occurredAt.toISOString()))}::timestamptz[], ${$t(w.map((x) => x.ev.id))}::bigint[],
-                         ${$t(w.map((x) => x.ev.event_id))}::uuid[], ${$t(w.map((x) => x.c.source))}::text[])
-               AS x(c, g, state, o, seq, e, source)
+           ${projectionCols(wOld)}
            ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE
               SET state = excluded.state, occurred_at = excluded.occurred_at, event_seq = excluded.event_seq,
                   event_id = excluded.event_id, source = excluded.source, updated_at = now()

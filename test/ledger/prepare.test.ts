@@ -48,6 +48,33 @@ t.test('ledger_prepare', async (t) => {
     ...over,
   })
 
+  t.test("new people's projection rows are plain INSERTs, known people's the upsert by the ordering rule", async (t) => {
+    const log: string[] = []
+    const known = await ledger.append(sql, ctx, [item({ identities: [{ type: 'external_id', value: 'proj-known' }] })])
+    const mixed = await ledger.append(counting(sql, log), ctx, [
+      item({ identities: [{ type: 'external_id', value: 'proj-known' }], state: 'unsubscribed' }),
+      item({ identities: [{ type: 'external_id', value: 'proj-new' }] }),
+      // An older event of the known person loses to the opt-out of the same batch.
+      item({ identities: [{ type: 'external_id', value: 'proj-known' }], occurredAt: '2020-01-01T00:00:00Z' }),
+    ])
+    t.match(mixed, [{ status: 'applied', changed: true }, { status: 'applied', changed: true }, { status: 'applied', changed: false }])
+    const write = log.find((n) => n.startsWith('ledger-write-'))!
+    t.match(write, /^ledger-write-[a-z]*n[a-z]*$/, 'the new person: projection_new')
+    t.match(write, /^ledger-write-[a-z]*p[a-z]*$/, 'the known person: the upsert')
+    log.length = 0
+    await ledger.append(counting(sql, log), ctx, [item({ identities: [{ type: 'external_id', value: 'proj-new-2' }] })])
+    t.notMatch(log.find((n) => n.startsWith('ledger-write-'))!, /p/, 'only new people: no upsert at all')
+    const rows = await sql.query<{ contact_id: string; state: string; event_id: string }>(
+      `SELECT contact_id, state, event_id FROM consent_state WHERE contact_id = ANY($1::uuid[]) AND subscription_group_id = $2 ORDER BY state`,
+      [[known[0]!.contact_id, mixed[1]!.contact_id], g],
+    )
+    t.same(rows, [
+      { contact_id: mixed[1]!.contact_id, state: 'subscribed', event_id: mixed[1]!.event_id },
+      { contact_id: known[0]!.contact_id, state: 'unsubscribed', event_id: mixed[0]!.event_id },
+    ])
+    t.same(await diffProjection(sql, DEFAULT_WORKSPACE_ID), { missing: [], wrong: [], extra: [] }, 'the projection equals a replay of the ledger')
+  })
+
   t.test('a one-object append is two statements, for a new and for a known person', async (t) => {
     const log: string[] = []
     const first = await ledger.append(counting(sql, log), ctx, [item({})])
