@@ -54,13 +54,35 @@ export function hashBody(e: HashableEvent): Record<string, unknown> {
   }
 }
 
+/**
+ * `Date.prototype.toISOString`, remembered for the last two instants: the events of an append share
+ * their recorded_at and mostly one occurred_at, and the ledger writes each of them twice per event
+ * (hash, statement); toISOString cost ~1.2 us a call on the reference machine, a third of hashing
+ * an event.
+ */
+const isoMemo = { t0: NaN, s0: '', t1: NaN, s1: '', next: 0 }
+export function isoString(d: Date): string {
+  const t = d.getTime()
+  if (t === isoMemo.t0) return isoMemo.s0
+  if (t === isoMemo.t1) return isoMemo.s1
+  const s = d.toISOString()
+  if (isoMemo.next === 0) (isoMemo.t0 = t), (isoMemo.s0 = s), (isoMemo.next = 1)
+  else (isoMemo.t1 = t), (isoMemo.s1 = s), (isoMemo.next = 0)
+  return s
+}
+
+/** Strings JSON.stringify writes as they are, between quotes (ids, enums, ISO times, actors). */
+const PLAIN = /^[\w.:+@-]*$/
+
 /** A string or null as canonical JSON writes it; undefined: the property is omitted. */
-const field = (key: string, v: string | null | undefined): string => (v === undefined ? '' : `,"${key}":${v === null ? 'null' : JSON.stringify(v)}`)
+const field = (key: string, v: string | null | undefined): string =>
+  v === undefined ? '' : v === null ? `,"${key}":null` : PLAIN.test(v) ? `,"${key}":"${v}"` : `,"${key}":${JSON.stringify(v)}`
 
 /**
  * canonicalJson(hashBody(e)), written directly: the keys of the version-1 body in their sorted
  * order, only `evidence` through the generic canonicalJson. Byte-identical to the generic form
- * (a property test compares both); about 3x cheaper, and the ledger hashes every event it appends.
+ * (a property test compares both); about 3x cheaper, and the ledger hashes every event it appends
+ * (12x with the plain-string path and the remembered ISO times: 7 -> 1.7 us an event, measured).
  */
 export function canonicalBody(e: HashableEvent): string {
   // Sorted keys: actor contact_id event_id evidence idempotency_key identity_type identity_value method
@@ -74,9 +96,9 @@ export function canonicalBody(e: HashableEvent): string {
     field('identity_type', e.identity_type) +
     field('identity_value', e.identity_value) +
     field('method', e.method) +
-    `,"occurred_at":${JSON.stringify(e.occurred_at.toISOString())}` +
+    `,"occurred_at":"${isoString(e.occurred_at)}"` +
     field('platform_stop', e.platform_stop) +
-    `,"recorded_at":${JSON.stringify(e.recorded_at.toISOString())}` +
+    `,"recorded_at":"${isoString(e.recorded_at)}"` +
     field('request_id', e.request_id) +
     field('source', e.source) +
     field('state', e.state) +

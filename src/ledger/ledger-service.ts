@@ -14,7 +14,7 @@ import { uuidv7 } from './uuid7.js'
 import type { Sql } from '../db/sql.js'
 import { normalizeIdentity, type Identity } from '../contacts/identity.js'
 import { flushPending, identityLockKeys, resolveContacts } from './contact-resolver.js'
-import { chainHash, GENESIS, type HashableEvent } from './hash-chain.js'
+import { chainHash, GENESIS, isoString, type HashableEvent } from './hash-chain.js'
 import { recomputeProjection } from './projection.js'
 import {
   METHODS,
@@ -649,12 +649,12 @@ export function createLedger(hooks: LedgerHooks = {}) {
            INSERT INTO consent_events (workspace_id, id, event_id, contact_id, type, subscription_group_id, state, occurred_at,
                                        recorded_at, source, method, evidence, identity_type, identity_value, actor, request_id,
                                        idempotency_key, platform_stop, prev_hash, hash)
-           SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, ${$(recordedAt.toISOString())}, x.source, x.method,
+           SELECT $1, x.id, x.event_id, x.contact_id, x.type, x.gid, x.state, x.occurred_at, ${$(isoString(recordedAt))}, x.source, x.method,
                   x.evidence::jsonb, x.itype, x.ivalue, ${originCols}, x.pstop,
                   x.prev_hash, x.hash
              FROM unnest(${$t(col('id'))}::bigint[], ${$t(col('event_id'))}::uuid[], ${$t(col('contact_id'))}::uuid[], ${$t(col('type'))}::text[],
                          ${$t(col('subscription_group_id'))}::uuid[], ${$t(col('state'))}::text[],
-                         ${$t(events.map((e) => e.occurred_at.toISOString()))}::timestamptz[], ${$t(col('source'))}::text[], ${$t(col('method'))}::text[],
+                         ${$t(events.map((e) => isoString(e.occurred_at)))}::timestamptz[], ${$t(col('source'))}::text[], ${$t(col('method'))}::text[],
                          ${$(events.map((e) => JSON.stringify(e.evidence)))}::text[], ${$t(col('identity_type'))}::text[],
                          ${$(col('identity_value'))}::text[], ${$t(col('platform_stop'))}::text[], ${$t(col('prev_hash'))}::text[], ${$t(col('hash'))}::text[]${originArrays})
                AS x(id, event_id, contact_id, type, gid, state, occurred_at, source, method, evidence, itype, ivalue, pstop, prev_hash, hash${oneOrigin ? '' : ', actor, request_id, idempotency_key'}))`)
@@ -674,7 +674,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
       const projectionCols = (rows: { ev: PendingEvent; c: Candidate }[]) =>
         `SELECT $1, x.c, x.g, x.state, x.o, x.seq, x.e, x.source, now()
              FROM unnest(${$t(rows.map((x) => x.ev.contact_id))}::uuid[], ${$t(rows.map((x) => x.c.groupId))}::uuid[], ${$t(rows.map((x) => x.c.state))}::text[],
-                         ${$t(rows.map((x) => x.c.occurredAt.toISOString()))}::timestamptz[], ${$t(rows.map((x) => x.ev.id))}::bigint[],
+                         ${$t(rows.map((x) => isoString(x.c.occurredAt)))}::timestamptz[], ${$t(rows.map((x) => x.ev.id))}::bigint[],
                          ${$t(rows.map((x) => x.ev.event_id))}::uuid[], ${$t(rows.map((x) => x.c.source))}::text[])
                AS x(c, g, state, o, seq, e, source)`
       const wNew = w.filter((x) => created.has(x.ev.contact_id))
@@ -702,7 +702,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
            INSERT INTO platform_stops AS p (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id, updated_at)
            SELECT DISTINCT ON (c, n) $1, c, n, s, o, e, now()
              FROM unnest(${$t(stops.map((s) => s.contactId))}::uuid[], ${$t(stops.map((s) => s.phoneNumberId))}::text[], ${$t(stops.map((s) => s.stopped))}::bool[],
-                         ${$t(stops.map((s) => s.occurredAt.toISOString()))}::timestamptz[], ${$t(stops.map((s) => s.eventId))}::uuid[])
+                         ${$t(stops.map((s) => isoString(s.occurredAt)))}::timestamptz[], ${$t(stops.map((s) => s.eventId))}::uuid[])
                   WITH ORDINALITY AS x(c, n, s, o, e, ord)
             ORDER BY c, n, o DESC, s DESC, ord DESC
            ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
