@@ -192,7 +192,7 @@ async function compare({ service, baseline, connections = CONNECTIONS }) {
 /** CPU ms per request over several runs, weighted by their requests. */
 function cpuMean(rs) {
   const out = {}
-  for (const k of ['server', 'postgres', 'generator']) {
+  for (const k of ['server', 'postgres', 'generator', 'machine']) {
     let sum = 0
     let n = 0
     for (const r of rs) if (r.cpu?.[k] != null) (sum += r.cpu[k] * r.requests), (n += r.requests)
@@ -202,10 +202,20 @@ function cpuMean(rs) {
 }
 
 const ms2 = (x) => (x == null ? '?' : x.toFixed(x < 1 ? 3 : 2))
-/** "CPU ms/request: ..." for a row's notes: where a request's time goes, on both sides. */
+/**
+ * "CPU ms/request: ..." for a row's notes: where a request's time goes, on both sides, and the
+ * whole machine's busy time in the same runs. Parts that add up to more than the machine was busy
+ * are flagged: one of them is misread (a reference run once showed PostgreSQL at 13.7 ms per
+ * 75-object request, more than two cores could give at that rate).
+ */
 function cpuNote(s, b) {
   if (!s.cpu || !b.cpu) return null
-  const side = (c) => `server ${ms2(c.server)} + PostgreSQL ${ms2(c.postgres)} + load generator ${ms2(c.generator)}`
+  const side = (c) => {
+    const parts = `server ${ms2(c.server)} + PostgreSQL ${ms2(c.postgres)} + load generator ${ms2(c.generator)}`
+    if (c.machine == null) return parts
+    const sum = (c.server ?? 0) + (c.postgres ?? 0) + (c.generator ?? 0)
+    return `${parts} (machine ${ms2(c.machine)}${sum > c.machine * 1.1 ? ': the parts exceed it, one is misread' : ''})`
+  }
   return `CPU ms per request: service ${side(s.cpu)}; baseline ${side(b.cpu)}`
 }
 
