@@ -306,7 +306,7 @@ async function main() {
     const per1000 = Object.entries(batchStats.ms).map(([k, v]) => `${k} ${((v / batchStats.rows) * 1000).toFixed(1)} ms`)
     const allMs = Object.values(batchStats.ms).reduce((a, b) => a + b, 0)
     console.log(`where a batch's time goes (${batchStats.batches} batches; per 1,000 rows): ${per1000.join(', ')}; outside ledger.append: ${(((allMs - (batchStats.ms.append ?? 0)) / allMs) * 100).toFixed(1)}%`)
-    console.log(`  (fetch: read staged rows; map: JSON.parse + row → item + validation; both only the wait inside the batch's transaction, ~0 for the ${fmt(batchStats.ahead)} batches read and validated ahead during the previous one; append: the ledger's statements; write: attributes, error lines, progress)`)
+    console.log(`  (fetch: read staged rows; map: JSON.parse + row → item + validation; both only the wait inside the batch's transaction, ~0 for the ${fmt(batchStats.ahead)} batches read and validated ahead during the previous one; append: the ledger's reads and its work in node; write: the ledger's write statement, which goes out pipelined with the first statement after it (src/db/sql.ts, queryLast), then attributes, error lines, progress)`)
     console.log(`server RSS: idle ${mb(idle.rss)}, peak during upload ${mb(peaks.upload)}, peak during processing ${mb(peaks.processing)}, VmHWM ${mb(hwm)} | file ${(bytes / 2 ** 20).toFixed(0)} MiB`)
 
     if (process.env.BENCH_MACHINERY !== '0') {

@@ -32,7 +32,9 @@ export interface BatchOutcome {
   /**
    * Milliseconds per step inside the batch's transaction (logged at debug level: where a batch
    * spends its time): fetch and map are the wait for the rows and their mapping and validation
-   * (about 0 when done ahead).
+   * (about 0 when done ahead); append is the ledger's reads and node work, and write holds the
+   * ledger's write statement (held back and sent with the next statement, Sql.queryLast) with the
+   * attributes, error lines and progress.
    */
   ms: { fetch: number; map: number; append: number; write: number }
 }
