@@ -601,7 +601,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
       // running it for one row (perf: ExecInitModifyTable and ExecInitFunctionScan were ~12% of
       // PostgreSQL's time on a one-object /users/track), and most appends have no exactly-once
       // keys, no platform stops, and either new or existing contacts. One prepared statement per
-      // combination (at most 2^7), named by it.
+      // combination of its parts (c i d m h n p s: at most 2^8), named by it.
       const params: unknown[] = [workspaceId]
       const $ = (v: unknown) => (params.push(v), `$${params.length}`)
       /** An array of tokens (see tokenArray). */
