@@ -172,12 +172,18 @@ t.test('Idempotency-Key: a second upload while the first is still streaming answ
   )
   const q = `?subscription_group_id=${G}`
   const firstP = upload(ta, ta.root, slow, q, { 'idempotency-key': 'k-409' })
-  // The first upload holds the key's lock once it streams.
-  for (let i = 0; i < 200; i++) {
-    const [l] = await ta.app.database.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`)
-    if (l!.n > 0) break
-    await new Promise((r) => setTimeout(r, 25))
+  // The first upload holds the key's lock once it streams. pg_locks is cluster-wide and other test
+  // files run beside this one on their own databases, so only this database's locks count.
+  let held = false
+  for (let i = 0; i < 400 && !held; i++) {
+    const [l] = await ta.app.database.sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks
+        WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    )
+    held = l!.n > 0
+    if (!held) await new Promise((r) => setTimeout(r, 25))
   }
+  t.ok(held, 'the first upload holds the key while it streams')
   const second = await upload(ta, ta.root, 'phone,subscription_state\n+14155551001,subscribed\n', q, { 'idempotency-key': 'k-409' })
   t.equal(second.statusCode, 409)
   t.equal(second.json().code, 'idempotency_in_flight')
