@@ -12,6 +12,7 @@ import t from 'tap'
 import pg from 'pg'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 import { buildTestApp, newGroup } from '../helpers/build-app.js'
+import { capturePlans } from '../helpers/plans.js'
 
 const phone = (n: number) => `+1415555${String(n).padStart(4, '0')}`
 
@@ -32,14 +33,7 @@ t.test('check functions probe by index after platform_stops grew behind stale st
   const [stats] = (await client.query<{ reltuples: number }>(`SELECT reltuples FROM pg_class WHERE relname = 'platform_stops'`)).rows
   t.equal(Number(stats!.reltuples), 0, 'platform_stops analyzed while empty')
 
-  const plans: string[] = []
-  client.on('notice', (n) => {
-    if (n.message?.includes('duration:') && n.message.includes('\n')) plans.push(n.message)
-  })
-  await client.query(`LOAD 'auto_explain'`)
-  await client.query(`SET auto_explain.log_min_duration = 0`)
-  await client.query(`SET auto_explain.log_nested_statements = on`)
-  await client.query(`SET client_min_messages = log`)
+  const plans = await capturePlans(client)
   const one = () => client.query({ name: 'one', text: `SELECT * FROM consent_check_one($1, 'phone', $2, $3::uuid[], true)`, values: [DEFAULT_WORKSPACE_ID, phone(1), [g]] })
   const many = () =>
     client.query({

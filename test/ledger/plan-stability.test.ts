@@ -10,6 +10,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { buildTestApp, newGroup } from '../helpers/build-app.js'
+import { capturePlans } from '../helpers/plans.js'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 
 t.test('ledger functions probe by index even on tables analyzed while empty', async (t) => {
@@ -23,14 +24,7 @@ t.test('ledger functions probe by index even on tables analyzed while empty', as
   await client.connect()
   t.teardown(() => client.end())
   await client.query(`ANALYZE identities, contacts, ledger_dedupe, consent_state, subscription_groups, workspace_settings, webhook_inbox, whatsapp_numbers`)
-  const plans: string[] = []
-  client.on('notice', (n) => {
-    if (n.message?.includes('duration:') && n.message.includes('\n')) plans.push(n.message)
-  })
-  await client.query(`LOAD 'auto_explain'`)
-  await client.query(`SET auto_explain.log_min_duration = 0`)
-  await client.query(`SET auto_explain.log_nested_statements = on`)
-  await client.query(`SET client_min_messages = log`)
+  const plans = await capturePlans(client)
   // More calls than PL/pgSQL's five custom plans: the cached generic plans are read too.
   for (let i = 0; i < 8; i++) {
     await client.query(
