@@ -145,6 +145,8 @@ export async function resolveContacts(
     // unique) keeps the LATERAL subquery from being flattened into a join, which, planned with
     // statistics from when the table was small (a big import outgrows them within minutes), read
     // the workspace's whole identities index and hashed it: 4.4 s per 2,500-row batch at 850k rows.
+    // Unnamed: planned at each call with the current table sizes (only callers without prepare's
+    // owners get here; a named statement kept its connection's first plan).
     const rows = await sql.query<OwnerRow>(
       `SELECT q.type, q.value, i.contact_id, e.value AS ext
          FROM unnest($2::text[], $3::text[]) AS q(type, value)
@@ -153,7 +155,6 @@ export async function resolveContacts(
          LEFT JOIN LATERAL (SELECT e.value FROM identities e
                              WHERE e.workspace_id = $1 AND e.contact_id = i.contact_id AND e.type = 'external_id' LIMIT 1) e ON true`,
       [workspaceId, all.map((i) => i.type), all.map((i) => i.value)],
-      'identities-owners',
     )
     rows.forEach(remember)
   }

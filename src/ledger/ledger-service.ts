@@ -393,7 +393,10 @@ export function createLedger(hooks: LedgerHooks = {}) {
 
       // Every existing contact whose chain we extend is locked (by prepare, or here after a merge
       // or move, in id order: no deadlocks between batches). Contacts created by this batch are
-      // not written yet (nobody else can see them).
+      // not written yet (nobody else can see them). The merge path's statements (here and below)
+      // are unnamed, so planned at each call with the tables' current sizes: merges are rare, and
+      // a named statement kept the plan of its connection's first merge (on a young database, a
+      // scan of every contact, state and key; test/ledger/plan-stability.test.ts).
       const created = new Set(resolution.pending.contacts)
       const chainContacts = [...new Set([...contactOf.values(), ...resolution.events.map((e) => e.contact_id)])]
         .filter((id) => !created.has(id))
@@ -405,7 +408,6 @@ export function createLedger(hooks: LedgerHooks = {}) {
           : await tx.query<{ id: string; chain_head: string | null; chain_length: number }>(
               `SELECT id, chain_head, chain_length FROM contacts WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`,
               [workspaceId, chainContacts],
-              'ledger-lock-heads',
             )
       const head = new Map(heads.map((h) => [h.id, { hash: h.chain_head ?? GENESIS, length: Number(h.chain_length) }]))
 
@@ -432,7 +434,6 @@ export function createLedger(hooks: LedgerHooks = {}) {
                         CROSS JOIN LATERAL (SELECT s.state, s.occurred_at, s.event_seq, s.source FROM consent_state s
                                              WHERE s.workspace_id = $2 AND s.contact_id = q.c AND s.subscription_group_id = q.g LIMIT 1) s) AS cur_states`,
               [allocCount, workspaceId, keyed.map((c) => c.dedupeKey!), existing.map((c) => contactOf.get(c)!), existing.map((c) => c.groupId)],
-              'ledger-after-lock',
             )
           )[0]!
 

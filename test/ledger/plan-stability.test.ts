@@ -5,12 +5,15 @@
  * the table grew: the webhook bench's processing fell to ~350 payloads/s for 30-80 s (ledger_dedupe
  * probes, ~800 ms per 200-row batch) until autovacuum's ANALYZE invalidated the plans. Migration
  * 0011 turns sequential scans off inside these functions; this test reads their nested plans
- * (auto_explain, sent to the client) right after the tables were analyzed empty.
+ * (auto_explain, sent to the client) right after the tables were analyzed empty. The merge path's
+ * reads are plain statements, unnamed so that each call is planned with the tables' current sizes:
+ * the second test grows the tables behind stale statistics and reads the plans of a merge.
  */
 import t from 'tap'
 import pg from 'pg'
 import { buildTestApp, newGroup } from '../helpers/build-app.js'
 import { capturePlans } from '../helpers/plans.js'
+import { poolSql } from '../../src/db/sql.js'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 
 t.test('ledger functions probe by index even on tables analyzed while empty', async (t) => {
@@ -67,4 +70,52 @@ t.test('ledger functions probe by index even on tables analyzed while empty', as
   const lock = nested.filter((p) => p.includes('webhook_inbox'))
   t.ok(lock.length >= 8, 'the webhook row lock plans were seen')
   t.same(lock.filter((p) => /Index Cond: \(id = '?\d+/.test(p)).length, 0, 'the webhook row lock is not planned per call')
+})
+
+t.test("the merge path's reads are planned with the tables' sizes of each call", async (t) => {
+  // A merge (an item naming identities of two contacts) re-reads the chain heads (contacts, FOR
+  // UPDATE) and the keys and states of the surviving contact. As named statements their plans were
+  // kept per connection from the first merge on, made with the statistics of that moment.
+  const ta = await buildTestApp(t)
+  const g = await newGroup(ta, ta.root)
+  const pool = new pg.Pool({
+    connectionString: ta.url,
+    max: 1,
+    // As the service's connections (src/db/client.ts), and the plans of every statement sent back.
+    options:
+      '-c plan_cache_mode=force_generic_plan -c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 -c client_min_messages=log',
+  })
+  t.teardown(() => pool.end())
+  const plans: string[] = []
+  pool.on('connect', (c) =>
+    c.on('notice', (n) => {
+      if (n.message?.includes('duration:') && n.message.includes('\n')) plans.push(n.message)
+    }),
+  )
+  const sql = poolSql(pool)
+  const ctx = { workspaceId: DEFAULT_WORKSPACE_ID, actor: 'test' }
+  const item = (identities: { type: 'phone' | 'external_id'; value: string }[]) => ({ identities, subscriptionGroupId: g, state: 'subscribed' as const, source: 'api' as const })
+  const merge = async (n: number) => {
+    await ta.app.ledger.append(sql, ctx, [item([{ type: 'phone', value: `+1415555020${n}` }])])
+    await ta.app.ledger.append(sql, ctx, [item([{ type: 'external_id', value: `m-${n}` }])])
+    const [r] = await ta.app.ledger.append(sql, ctx, [item([{ type: 'external_id', value: `m-${n}` }, { type: 'phone', value: `+1415555020${n}` }])])
+    t.match(r, { status: 'applied' })
+  }
+  await ta.app.database.sql.query(`ANALYZE contacts, consent_state, ledger_dedupe`)
+  for (let n = 0; n < 3; n++) await merge(n)
+  // The tables grow (a first import), and nothing analyzes them.
+  const q = ta.app.database.sql.query
+  await q(`INSERT INTO contacts (workspace_id, id) SELECT $1, gen_random_uuid() FROM generate_series(1, 20000)`, [DEFAULT_WORKSPACE_ID])
+  await q(
+    `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
+     SELECT workspace_id, id, $2, 'subscribed', now(), 1, gen_random_uuid(), 'import' FROM contacts WHERE workspace_id = $1 AND chain_length = 0`,
+    [DEFAULT_WORKSPACE_ID, g],
+  )
+  await q(`INSERT INTO ledger_dedupe (workspace_id, key) SELECT $1, 'k-' || n FROM generate_series(1, 20000) n`, [DEFAULT_WORKSPACE_ID])
+  plans.length = 0
+  await merge(3)
+  const reads = plans.filter((p) => /Query Text: SELECT (id, chain_head, chain_length FROM contacts|date_trunc\('milliseconds', clock_timestamp\(\)\) AS now)/.test(p))
+  t.equal(reads.length, 2, 'the merge read the chain heads, then keys and states, once each')
+  const seq = reads.flatMap((p) => p.split('\n').filter((l) => /Seq Scan on (contacts|consent_state|ledger_dedupe)\b/.test(l)).map((l) => l.trim()))
+  t.same(seq, [], 'by key, not by a scan of the whole table')
 })

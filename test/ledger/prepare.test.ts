@@ -153,7 +153,7 @@ t.test('ledger_prepare', async (t) => {
       item({ identities: [{ type: 'external_id', value: 'merge-me' }, { type: 'phone', value: '+14155550002' }], state: 'subscribed', occurredAt: '2022-01-01T00:00:00Z' }),
     ])
     t.match(both, [{ status: 'applied', contact_id: ext[0]!.contact_id }])
-    t.ok(log.includes('ledger-lock-heads') && log.includes('ledger-after-lock'), `merge path re-reads: ${log.join(', ')}`)
+    t.ok(log.includes('SELECT id, chain_head, chain_l') && log.includes("SELECT date_trunc('millisecond"), `merge path re-reads: ${log.join(', ')}`)
     const [gone] = await sql.query<{ merged_into: string }>(`SELECT merged_into FROM contacts WHERE id = $1`, [phone[0]!.contact_id])
     t.equal(gone!.merged_into, ext[0]!.contact_id)
   })
