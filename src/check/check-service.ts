@@ -188,9 +188,9 @@ export function createCheckService(sql: Sql, opts: CheckServiceOptions = {}) {
    * two-index lookup with its stops in a subquery (one contact, one probe; measured faster than the
    * batch form), and only the columns the answer needs. occurred_at comes formatted as
    * Date#toISOString() would (ms precision, as stored), so no Date object is made. Both check
-   * statements are PL/pgSQL functions with sequential scans off: as plain prepared statements they
-   * kept a plan made while a table was small (platform_stops analyzed empty: a full scan per
-   * checked contact) for the life of the connection.
+   * statements are PL/pgSQL functions whose every read is a key probe (sequential scans off,
+   * LATERAL subqueries): as plain prepared statements they kept a plan made while a table was small
+   * (platform_stops analyzed empty: a full scan per checked contact) for the life of the connection.
    */
   async function checkOne(workspaceId: string, target: CheckTarget, ident: { type: IdentityType; value: string }): Promise<CheckResult> {
     const groups = await groupsFor(workspaceId, target)
