@@ -97,8 +97,8 @@ export function identityLockKeys(workspaceId: string, ids: Identity[]): string[]
  * - a larger set (imports, big batches) takes its buckets (256 in all) EXCLUSIVE, in order.
  * A big set excludes every small set sharing a bucket, and the reverse. Deadlock-free: every set
  * takes all its bucket locks before any key lock, each kind in one global order.
- * The SQL function ledger_lock_identities (migration 0009) holds the algorithm, so the append's
- * ledger_prepare and this standalone lock share one definition. A scalar expression of $n's keys.
+ * The SQL function ledger_lock_identities (migration 0009) holds the algorithm; the append takes
+ * these locks inside ledger_prepare. A scalar expression of $n's keys (tests call it directly).
  */
 export const lockIdentitiesSql = (param: string) => `ledger_lock_identities(${param}::text[])`
 
@@ -109,54 +109,19 @@ export const lockIdentitiesSql = (param: string) => `ledger_lock_identities(${pa
  */
 export const TWO_LEVEL_MAX_KEYS = 160
 
-export async function lockIdentities(sql: Sql, workspaceId: string, ids: Identity[]): Promise<void> {
-  if (ids.length === 0) return
-  await sql.query(`SELECT ${lockIdentitiesSql('$1')}`, [identityLockKeys(workspaceId, ids)], 'identities-lock')
-}
-
-export async function resolveContacts(
-  sql: Sql,
-  workspaceId: string,
-  sets: Identity[][],
-  options: {
-    create?: boolean
-    /** The caller already took lockIdentities' locks in an earlier statement. */
-    locked?: boolean
-    /** The owners of (at least) these identities, read by the caller after taking the locks (ledger_prepare). */
-    owners?: OwnerRow[]
-  } = {},
-): Promise<Resolution & { missing: boolean[] }> {
-  const create = options.create ?? true
-  const all = sets.flat()
-  if (!options.locked) await lockIdentities(sql, workspaceId, all)
+/**
+ * `owners`: the owners of (at least) these identities, read by the caller after it took their
+ * identity locks (ledger_prepare does both in one statement).
+ */
+export async function resolveContacts(sql: Sql, workspaceId: string, sets: Identity[][], owners: OwnerRow[]): Promise<Resolution> {
 
   // identity -> contact, as it stands now (kept current in memory as we create/merge/move), and
-  // the external_id each found contact holds (for the merge-or-move decision), in one statement.
+  // the external_id each found contact holds (for the merge-or-move decision).
   const owner = new Map<string, string>()
   const extOf = new Map<string, string>()
-  const remember = (r: OwnerRow) => {
+  for (const r of owners) {
     owner.set(`${r.type}\u0000${r.value}`, r.contact_id)
     if (r.ext !== null) extOf.set(r.contact_id, r.ext)
-  }
-  if (options.owners) {
-    options.owners.forEach(remember)
-  } else if (all.length > 0) {
-    // One primary-key probe per identity, whatever the statistics say: LIMIT 1 (the key is
-    // unique) keeps the LATERAL subquery from being flattened into a join, which, planned with
-    // statistics from when the table was small (a big import outgrows them within minutes), read
-    // the workspace's whole identities index and hashed it: 4.4 s per 2,500-row batch at 850k rows.
-    // Unnamed: planned at each call with the current table sizes (only callers without prepare's
-    // owners get here; a named statement kept its connection's first plan).
-    const rows = await sql.query<OwnerRow>(
-      `SELECT q.type, q.value, i.contact_id, e.value AS ext
-         FROM unnest($2::text[], $3::text[]) AS q(type, value)
-        CROSS JOIN LATERAL (SELECT i.contact_id FROM identities i
-                             WHERE i.workspace_id = $1 AND i.type = q.type AND i.value = q.value LIMIT 1) i
-         LEFT JOIN LATERAL (SELECT e.value FROM identities e
-                             WHERE e.workspace_id = $1 AND e.contact_id = i.contact_id AND e.type = 'external_id' LIMIT 1) e ON true`,
-      [workspaceId, all.map((i) => i.type), all.map((i) => i.value)],
-    )
-    rows.forEach(remember)
   }
 
   const pending: Pending = { contacts: [], identities: [] }
@@ -164,15 +129,10 @@ export async function resolveContacts(
   const newIdentities = pending.identities
   const flush = () => flushPending(sql, workspaceId, pending)
 
-  const result: Resolution & { missing: boolean[] } = { contactIds: [], events: [], survivors: [], absorbed: [], missing: [], pending }
+  const result: Resolution = { contactIds: [], events: [], survivors: [], absorbed: [], pending }
   for (const set of sets) {
     const contactsHere = [...new Set(set.map((i) => owner.get(key(i))).filter((c): c is string => !!c))]
     if (contactsHere.length === 0) {
-      if (!create) {
-        result.contactIds.push('')
-        result.missing.push(true)
-        continue
-      }
       const id = uuidv7()
       newContacts.push(id)
       for (const i of set) {
@@ -181,7 +141,6 @@ export async function resolveContacts(
         if (i.type === 'external_id') extOf.set(id, i.value)
       }
       result.contactIds.push(id)
-      result.missing.push(false)
       continue
     }
 
@@ -247,7 +206,6 @@ export async function resolveContacts(
       }
     }
     result.contactIds.push(target)
-    result.missing.push(false)
   }
   // A contact resolved earlier in the batch may have been merged away later.
   const absorbedInto = new Map<string, string>()

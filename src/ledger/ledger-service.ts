@@ -355,10 +355,12 @@ export function createLedger(hooks: LedgerHooks = {}) {
 
       // Contacts: given directly (admin) or resolved from identities (with the owners just read).
       const byIdentity = live.filter((c) => c.contactId === undefined)
-      const resolution = await resolveContacts(tx, workspaceId, byIdentity.map((c) => c.identities), {
-        locked: true,
-        owners: (pre!.owners ?? []).map(([type, value, contact_id, ext]) => ({ type, value, contact_id, ext })),
-      })
+      const resolution = await resolveContacts(
+        tx,
+        workspaceId,
+        byIdentity.map((c) => c.identities),
+        (pre!.owners ?? []).map(([type, value, contact_id, ext]) => ({ type, value, contact_id, ext })),
+      )
       // A merge or a move (rare) changed which contacts the batch touches: read heads, keys and
       // projection again for the contacts that resulted. Otherwise prepare's reads stand.
       const reshaped = resolution.events.length > 0 || resolution.survivors.length > 0

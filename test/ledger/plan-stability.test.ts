@@ -12,7 +12,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { buildTestApp, newGroup } from '../helpers/build-app.js'
-import { capturePlans } from '../helpers/plans.js'
+import { capturePlans, collectPlans } from '../helpers/plans.js'
 import { poolSql } from '../../src/db/sql.js'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 
@@ -87,11 +87,7 @@ t.test("the merge path's reads are planned with the tables' sizes of each call",
   })
   t.teardown(() => pool.end())
   const plans: string[] = []
-  pool.on('connect', (c) =>
-    c.on('notice', (n) => {
-      if (n.message?.includes('duration:') && n.message.includes('\n')) plans.push(n.message)
-    }),
-  )
+  pool.on('connect', (c) => collectPlans(c, plans))
   const sql = poolSql(pool)
   const ctx = { workspaceId: DEFAULT_WORKSPACE_ID, actor: 'test' }
   const item = (identities: { type: 'phone' | 'external_id'; value: string }[]) => ({ identities, subscriptionGroupId: g, state: 'subscribed' as const, source: 'api' as const })
@@ -101,17 +97,17 @@ t.test("the merge path's reads are planned with the tables' sizes of each call",
     const [r] = await ta.app.ledger.append(sql, ctx, [item([{ type: 'external_id', value: `m-${n}` }, { type: 'phone', value: `+1415555020${n}` }])])
     t.match(r, { status: 'applied' })
   }
-  await ta.app.database.sql.query(`ANALYZE contacts, consent_state, ledger_dedupe`)
+  const db = ta.app.database.sql
+  await db.query(`ANALYZE contacts, consent_state, ledger_dedupe`)
   for (let n = 0; n < 3; n++) await merge(n)
   // The tables grow (a first import), and nothing analyzes them.
-  const q = ta.app.database.sql.query
-  await q(`INSERT INTO contacts (workspace_id, id) SELECT $1, gen_random_uuid() FROM generate_series(1, 20000)`, [DEFAULT_WORKSPACE_ID])
-  await q(
+  await db.query(`INSERT INTO contacts (workspace_id, id) SELECT $1, gen_random_uuid() FROM generate_series(1, 20000)`, [DEFAULT_WORKSPACE_ID])
+  await db.query(
     `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
      SELECT workspace_id, id, $2, 'subscribed', now(), 1, gen_random_uuid(), 'import' FROM contacts WHERE workspace_id = $1 AND chain_length = 0`,
     [DEFAULT_WORKSPACE_ID, g],
   )
-  await q(`INSERT INTO ledger_dedupe (workspace_id, key) SELECT $1, 'k-' || n FROM generate_series(1, 20000) n`, [DEFAULT_WORKSPACE_ID])
+  await db.query(`INSERT INTO ledger_dedupe (workspace_id, key) SELECT $1, 'k-' || n FROM generate_series(1, 20000) n`, [DEFAULT_WORKSPACE_ID])
   plans.length = 0
   await merge(3)
   const reads = plans.filter((p) => /Query Text: SELECT (id, chain_head, chain_length FROM contacts|date_trunc\('milliseconds', clock_timestamp\(\)\) AS now)/.test(p))
