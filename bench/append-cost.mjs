@@ -28,7 +28,8 @@ installCleanup()
 const N = Number(process.env.APPEND_COST_N ?? 2000)
 const K = Number(process.env.APPEND_COST_K ?? 1)
 const WARMUP = Number(process.env.APPEND_COST_WARMUP ?? 200)
-const dist = resolve('dist')
+// APPEND_COST_DIST: another build's dist/ (e.g. a copy of the one before a change), to compare two builds in turn.
+const dist = resolve(process.env.APPEND_COST_DIST ?? 'dist')
 const WS = '00000000-0000-4000-8000-000000000001'
 
 const url = await createDatabase('append_cost')

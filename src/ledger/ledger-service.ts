@@ -98,7 +98,7 @@ const TOKEN = /^[\w.:+-]+$/
  * anything else is returned as is, for node-postgres to quote and escape element by element (its
  * escaping was ~9% of node's time on a 75-object /users/track).
  */
-function tokenArray(values: readonly unknown[]): string | readonly unknown[] {
+export function tokenArray(values: readonly unknown[]): string | readonly unknown[] {
   let out = '{'
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
