@@ -14,7 +14,8 @@
  *
  * Env: AB_WORKLOAD (check | track1 | track75 | batch10k, which wants AB_CONNECTIONS=1 as the suite), AB_ROUNDS (6), AB_DURATION (seconds per round, 5),
  * AB_CONNECTIONS (10), AB_PARALLEL, AB_ENV_A / AB_ENV_B (settings of one side, `K=V K=V`), AB_SETUP_SQL (a SQL file run after the migrations),
- * AB_NODE_ARGS_A / AB_NODE_ARGS_B (node flags of one side, e.g. `--cpu-prof`), BENCH_DATABASE_URL
+ * AB_NODE_ARGS_A / AB_NODE_ARGS_B (node flags of one side, e.g. `--cpu-prof`), AB_WAITS=1 (what the backends
+ * wait for during the rounds, sampled from pg_stat_activity: see sampleWaits), BENCH_DATABASE_URL
  * (admin URL; the database ab_check is created and dropped). Measured here (2026-12-01): two identical
  * builds differed by 1% in CPU per request in alternating rounds and by up to 6% in parallel ones,
  * so only a difference well beyond that means something; the trimmed check stack measured 103 ->
@@ -109,10 +110,43 @@ const opts = (s, connections) =>
     : WORKLOAD === 'batch10k'
       ? { url: `${s.base}/consent/check`, connections, headers, method: 'POST', body: batchBody }
       : { url: `${s.base}/users/track`, connections, headers, requests: [{ method: 'POST', setupRequest: (r) => ({ ...r, body: trackBody() }) }] }
+/**
+ * AB_WAITS=1: what the database's backends are doing during a round, sampled from pg_stat_activity
+ * every 5 ms (state and wait event; "CPU" when active and waiting for nothing; idle connections, of
+ * either side's pool, left out): is PostgreSQL busy, waiting on its own locks or the disk, or, idle
+ * in a transaction, waiting for the service? Sums per side, in sample counts.
+ */
+async function sampleWaits(until, into) {
+  const pg = (await import('pg')).default
+  const c = new pg.Client(url)
+  await c.connect()
+  try {
+    while (Date.now() < until) {
+      const { rows } = await c.query(
+        `SELECT state, coalesce(wait_event_type || ':' || wait_event, CASE WHEN state = 'active' THEN 'CPU' ELSE '-' END) AS w
+           FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+            AND state <> 'idle'`,
+      )
+      into.samples++
+      for (const r of rows) into.counts.set(`${r.state} ${r.w}`, (into.counts.get(`${r.state} ${r.w}`) ?? 0) + 1)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  } finally {
+    await c.end()
+  }
+}
+
 async function round(sides, connections) {
   const before = sides.map((s) => cpuTicks(s.child.pid))
   const pg0 = postgresCpu()
+  // (in parallel rounds both sides' backends are sampled together: each side gets the same sums)
+  const waits = process.env.AB_WAITS ? sides.map((s) => (s.waits ??= { samples: 0, counts: new Map() })) : []
+  const sampling = waits.length > 0 ? sampleWaits(Date.now() + DURATION * 1000 - 200, waits[0]) : undefined
   const results = await Promise.all(sides.map((s) => load({ ...opts(s, connections), duration: DURATION })))
+  if (sampling) {
+    await sampling
+    for (const w of waits.slice(1)) (w.samples = waits[0].samples), (w.counts = waits[0].counts)
+  }
   sides.forEach((s, i) => {
     const after = cpuTicks(s.child.pid)
     if (results[i].non2xx) throw new Error(`${s.label}: ${results[i].non2xx} non-2xx answers`)
@@ -137,6 +171,10 @@ for (const s of [A, B]) {
   console.log(
     `${s.label} ${s.label === 'A' ? distA : distB}: req/s ${s.rps.join(' ')} (median ${median}); CPU per request: user ${us(s.ticks[0])} us, system ${us(s.ticks[1])} us, PostgreSQL ${pgUs} us`,
   )
+  if (s.waits) {
+    const avg = [...s.waits.counts].sort((x, y) => y[1] - x[1]).map(([k, n]) => `${(n / s.waits.samples).toFixed(2)} ${k}`)
+    console.log(`  ${s.label} backends on average (${s.waits.samples} samples): ${avg.join(', ')}`)
+  }
 }
 await cleanup()
 process.exit(0)

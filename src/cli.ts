@@ -13,14 +13,16 @@
  *                              stream a CSV to a running service (POST /imports), show progress, print the report
  */
 import { parseArgs } from 'node:util'
-import { loadConfig, ConfigError, type Config } from './config/env.js'
-import { openDatabase } from './db/client.js'
-import { migrateEmbedded, migratePostgres } from './db/migrate.js'
-import { createApiKeyService, DEFAULT_WORKSPACE_ID, SCOPES } from './auth/api-keys.js'
+import type { Config } from './config/env.js'
+// Everything else is imported by the command that needs it: `verify-proof` (an auditor's offline
+// check) and `import` (a client) start without loading the configuration schema, the database
+// drivers or the migrations.
 
 const USAGE = `usage: consent-ledger <serve | migrate | keys create --name NAME --scopes SCOPE[,SCOPE] [--workspace ID] | verify-proof FILE [--public-key PEM_FILE] [--current FILE] | import FILE.csv [--url URL] [--key KEY]>`
 
 async function migrate(config: Config) {
+  const { migrateEmbedded, migratePostgres } = await import('./db/migrate.js')
+  const { openDatabase } = await import('./db/client.js')
   if (config.DATABASE_URL) {
     await migratePostgres(config.DATABASE_URL)
   } else {
@@ -42,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     const { runImportCommand } = await import('./import/cli-import.js')
     return runImportCommand(argv.slice(1))
   }
+  const { loadConfig, ConfigError } = await import('./config/env.js')
   let config: Config
   try {
     config = loadConfig()
@@ -77,6 +80,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     case 'keys': {
       if (sub !== 'create') break
+      const { createApiKeyService, DEFAULT_WORKSPACE_ID, SCOPES } = await import('./auth/api-keys.js')
+      const { openDatabase } = await import('./db/client.js')
       const { values } = parseArgs({
         args: rest,
         options: { name: { type: 'string' }, scopes: { type: 'string' }, workspace: { type: 'string' } },

@@ -1,7 +1,7 @@
 /**
  * The CLI (`consent-ledger keys create`) run as a real child process against a fresh test database:
  * it prints the key once, as one JSON line, and that key authenticates against the service.
- * The TypeScript source is spawned with tap's own loader (process.execArgv); nothing is imported.
+ * The TypeScript source is spawned with tsx (test/helpers/child.ts); nothing is imported.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -11,6 +11,7 @@ import { EnvSchema, loadConfig } from '../src/config/env.js'
 import { DEFAULT_WORKSPACE_ID, SCOPES } from '../src/auth/api-keys.js'
 import { freshDatabase } from './helpers/db.js'
 import { ROOT_KEY } from './helpers/build-app.js'
+import { TS_CHILD_ARGS } from './helpers/child.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const cliPath = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
@@ -28,7 +29,7 @@ function inheritedEnv(): Record<string, string> {
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, cliPath, ...args], {
+    const child = spawn(process.execPath, [...TS_CHILD_ARGS, cliPath, ...args], {
       cwd: root,
       env: { ...inheritedEnv(), LOG_LEVEL: 'silent', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

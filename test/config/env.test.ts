@@ -6,6 +6,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfig } from '../../src/config/env.js'
+import { TS_CHILD_ARGS } from '../helpers/child.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -123,7 +124,7 @@ t.test('`consent-ledger serve` with a bad PORT exits 78 and names PORT on stderr
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: 'abc' }
   // Nothing else in the environment may be what makes it fail.
   for (const k of ['DATABASE_URL', 'DATABASE_READ_URL', 'LOG_LEVEL', 'CONSENT_ADMIN_KEY', 'REDIS_URL', 'RATE_LIMIT_MAX', 'BODY_LIMIT']) delete env[k]
-  const child = spawn(process.execPath, [...process.execArgv, 'src/cli.ts', 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...TS_CHILD_ARGS, 'src/cli.ts', 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   let stdout = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))

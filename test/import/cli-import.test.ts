@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildTestApp, newGroup, ROOT_KEY } from '../helpers/build-app.js'
+import { TS_CHILD_ARGS } from '../helpers/child.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [...process.execArgv, 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, [...TS_CHILD_ARGS, 'src/cli.ts', ...args], {
     cwd: root,
     env: { ...process.env, CONSENT_API_KEY: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

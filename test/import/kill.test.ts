@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freshDatabase, withClient } from '../helpers/db.js'
 import { ROOT_KEY } from '../helpers/build-app.js'
+import { TS_CHILD_ARGS } from '../helpers/child.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const N = 6_000
@@ -32,7 +33,7 @@ async function freePort(): Promise<number> {
 function serve(databaseUrl: string, port: number): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', CONSENT_ADMIN_KEY: ROOT_KEY, LOG_LEVEL: 'silent', IMPORT_BATCH_SIZE: String(BATCH) }
   delete env.REDIS_URL
-  return spawn(process.execPath, [...process.execArgv, 'src/cli.ts', 'serve'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] })
+  return spawn(process.execPath, [...TS_CHILD_ARGS, 'src/cli.ts', 'serve'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] })
 }
 
 async function ready(base: string) {

@@ -19,6 +19,7 @@ import { buildTestApp, newGroup, newWorkspace } from '../../helpers/build-app.js
 import { EnvSchema } from '../../../src/config/env.js'
 import { compareWithCurrent, verifyProof } from '../../../src/audit/verify-proof.js'
 import { append, keyWith, newSigningKeyPem, phoneItem } from '../../audit/helpers.js'
+import { TS_CHILD_ARGS } from '../../helpers/child.js'
 
 const root = fileURLToPath(new URL('../../..', import.meta.url))
 const cliPath = join(root, 'src/cli.ts')
@@ -31,7 +32,7 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   env.DATABASE_URL = 'postgres://nobody:wrong@127.0.0.1:1/none' // would fail loudly if anything touched a database
   env.PORT = 'not-a-port' // and loadConfig would refuse this: verify-proof must not read the configuration
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, cliPath, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...TS_CHILD_ARGS, cliPath, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))

@@ -22,6 +22,7 @@ import { freshDatabase } from '../../helpers/db.js'
 import { ROOT_KEY } from '../../helpers/build-app.js'
 import { FIXTURE_PNID, SECRET, textMessage } from '../../webhook/helpers.js'
 import { sign } from '../../../src/webhook/signature.js'
+import { TS_CHILD_ARGS } from '../../helpers/child.js'
 
 const root = fileURLToPath(new URL('../../..', import.meta.url))
 const cliPath = fileURLToPath(new URL('../../../src/cli.ts', import.meta.url))
@@ -52,7 +53,7 @@ interface Service {
 
 async function startService(databaseUrl: string): Promise<Service> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...process.execArgv, cliPath, 'serve'], {
+  const child = spawn(process.execPath, [...TS_CHILD_ARGS, cliPath, 'serve'], {
     cwd: root,
     env: {
       ...inheritedEnv(),
