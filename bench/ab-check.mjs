@@ -172,7 +172,7 @@ for (const s of [A, B]) {
     `${s.label} ${s.label === 'A' ? distA : distB}: req/s ${s.rps.join(' ')} (median ${median}); CPU per request: user ${us(s.ticks[0])} us, system ${us(s.ticks[1])} us, PostgreSQL ${pgUs} us`,
   )
   if (s.waits) {
-    const avg = [...s.waits.counts].sort((x, y) => y[1] - x[1]).map(([k, n]) => `${(n / s.waits.samples).toFixed(2)} ${k}`)
+    const avg = [...s.waits.counts].filter(([, n]) => n / s.waits.samples >= 0.005).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${(n / s.waits.samples).toFixed(2)} ${k}`)
     console.log(`  ${s.label} backends on average (${s.waits.samples} samples): ${avg.join(', ')}`)
   }
 }
