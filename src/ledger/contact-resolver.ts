@@ -114,7 +114,6 @@ export const TWO_LEVEL_MAX_KEYS = 160
  * identity locks (ledger_prepare does both in one statement).
  */
 export async function resolveContacts(sql: Sql, workspaceId: string, sets: Identity[][], owners: OwnerRow[]): Promise<Resolution> {
-
   // identity -> contact, as it stands now (kept current in memory as we create/merge/move), and
   // the external_id each found contact holds (for the merge-or-move decision).
   const owner = new Map<string, string>()
