@@ -52,6 +52,8 @@ export default fp(
         dataDir: config.DATA_DIR,
         poolMax: Math.max(2, Math.ceil(config.DATABASE_POOL_MAX / 4)),
         applicationName: 'consent-ledger-audit-read',
+        connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+        onConnectionError: (err) => app.log.warn({ err: { message: err.message } }, 'read replica connection lost'),
       })
       readSql = replica.sql
     }

@@ -16,6 +16,8 @@ export const EnvSchema = Type.Object({
   /** Optional read replica for lagging reads (audit, exports). */
   DATABASE_READ_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  /** How long a request waits for a new database connection before it answers 503 (an outage answers in bounded time). */
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
   /** Where PGlite keeps its files; `memory://` keeps nothing (tests, smoke runs). */
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   PORT: Type.Integer({ ...Port, default: 3000 }),

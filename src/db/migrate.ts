@@ -29,6 +29,9 @@ const MIGRATION_LOCK = 727_001_2024
 
 export async function migratePostgres(databaseUrl: string): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'consent-ledger-migrate' })
+  // A connection lost mid-migration fails the statement in flight (and the start); without a
+  // listener the client's 'error' event would also be an uncaught exception.
+  client.on('error', () => {})
   await client.connect()
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])

@@ -5,6 +5,7 @@
  */
 import pg from 'pg'
 import type { PGlite, Transaction } from '@electric-sql/pglite'
+import { isConnectionError } from './connection-errors.js'
 
 export interface Sql {
   /**
@@ -115,6 +116,7 @@ export function poolSql(pool: pg.Pool): Sql {
       const client = await pool.connect()
       // BEGIN goes out with the transaction's first statement (see clientSql): one round trip less.
       const state: TxState = { begun: false, after: [] }
+      let broken: Error | undefined
       try {
         const result = await fn(clientSql(client, state))
         const last = state.deferred
@@ -127,10 +129,13 @@ export function poolSql(pool: pg.Pool): Sql {
         runAfterCommit(state.after)
         return result
       } catch (err) {
-        if (state.begun) await client.query('ROLLBACK').catch(() => {})
+        // A broken connection goes back with its error, so the pool discards it instead of
+        // handing it to the next request.
+        if (isConnectionError(err)) broken = err as Error
+        else if (state.begun) await client.query('ROLLBACK').catch((e: Error) => void (broken = e))
         throw err
       } finally {
-        client.release()
+        client.release(broken)
       }
     },
   }

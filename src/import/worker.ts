@@ -11,6 +11,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Sql } from '../db/sql.js'
+import { isConnectionError } from '../db/connection-errors.js'
 import type { Ledger } from '../ledger/ledger-service.js'
 import { finishedWithStaging, markFailed, purgeStagingChunk, recordAttemptFailure } from './import-repository.js'
 import { BatchError, createReadAhead, processNextBatch, skipPoisonRow, type ProcessorDeps } from './processor.js'
@@ -31,14 +32,13 @@ export interface ImportWorkerOptions {
  */
 export const DEFAULT_BATCH_SIZE = 1000
 
-const TRANSIENT_SQLSTATE = /^(40001|40P01|23505|08...|57P0[1-3]|53...|55P03)$/
-const TRANSIENT_NODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'])
+/** Serialization, deadlock, a racing insert, insufficient resources, lock not available. */
+const TRANSIENT_SQLSTATE = /^(40001|40P01|23505|53...|55P03)$/
 
 function isTransient(err: unknown): boolean {
+  if (isConnectionError(err)) return true
   const code = (err as { code?: unknown }).code
-  if (typeof code === 'string' && (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE.has(code))) return true
-  const msg = err instanceof Error ? err.message : ''
-  return /Connection terminated|connection.*closed|Client has encountered a connection error/i.test(msg)
+  return typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)
 }
 
 export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: FastifyBaseLogger }, opts: ImportWorkerOptions = {}) {

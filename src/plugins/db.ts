@@ -21,6 +21,8 @@ export default fp(
       databaseUrl: config.DATABASE_URL,
       dataDir: config.DATA_DIR,
       poolMax: config.DATABASE_POOL_MAX,
+      connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+      onConnectionError: (err) => app.log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost'),
     })
     app.decorate('database', database)
     app.addHook('onClose', async () => {

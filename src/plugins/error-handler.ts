@@ -7,6 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError, type FieldError } from '../errors/domain-error.js'
+import { isConnectionError } from '../db/connection-errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -44,6 +45,20 @@ function pointerOf(e: { instancePath?: string; params?: Record<string, unknown> 
   return `/${context}${p}`
 }
 
+/** Seconds a client should wait before retrying while the database is unreachable. */
+export const DATABASE_RETRY_AFTER_S = 5
+
+/**
+ * The database is unreachable (restart, failover, outage): a temporary condition, not a fault of
+ * the request, so 503 with Retry-After, never 500 (src/db/connection-errors.ts says which errors).
+ */
+const DATABASE_UNAVAILABLE: Problem = {
+  status: 503,
+  code: 'database_unavailable',
+  detail: 'The database is unavailable at the moment; retry later.',
+  headers: { 'retry-after': String(DATABASE_RETRY_AFTER_S) },
+}
+
 export function toProblem(err: FastifyError | DomainError | Error): Problem {
   if (err instanceof DomainError) {
     return { status: err.statusCode, code: err.code, detail: err.message, errors: err.errors, headers: err.headers }
@@ -74,6 +89,7 @@ export function toProblem(err: FastifyError | DomainError | Error): Problem {
       return { status: 400, code: 'invalid_content_length', detail: fe.message }
   }
   if (err instanceof SyntaxError) return { status: 400, code: 'malformed_json', detail: err.message }
+  if (isConnectionError(err)) return DATABASE_UNAVAILABLE
   const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500
   if (status === 429) return { status, code: 'rate_limited', detail: fe.message }
   if (status < 500) return { status, code: fe.code ? fe.code.toLowerCase() : 'bad_request', detail: fe.message }
@@ -103,7 +119,9 @@ export default fp(
   async (app) => {
     app.setErrorHandler((err, request, reply) => {
       const p = toProblem(err as FastifyError)
-      if (p.status >= 500) request.log.error({ err }, 'request failed')
+      // An outage fails every request alike: one line each, without the stack.
+      if (p.code === 'database_unavailable') request.log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'database unavailable')
+      else if (p.status >= 500) request.log.error({ err }, 'request failed')
       else request.log.info({ code: p.code, status: p.status }, 'request rejected')
       return sendProblem(request, reply, p)
     })
