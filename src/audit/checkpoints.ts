@@ -77,6 +77,11 @@ export function toCheckpoint(r: CheckpointRow): Checkpoint {
   }
 }
 
+/**
+ * The sequence is read as text (int8 stays exact); so a bare `ORDER BY sequence` in a query that
+ * selects these columns would sort that text (9 after 10) and find checkpoint 9 the latest forever.
+ * Such queries order by the table's column, `checkpoints.sequence`.
+ */
 const CHECKPOINT_COLUMNS = `workspace_id, sequence::text AS sequence, created_at, tree_size, root_hash, signature, public_key, ledger_high_water::text AS ledger_high_water`
 
 export const disabledError = () =>
@@ -87,7 +92,7 @@ export const disabledError = () =>
 
 export async function latestCheckpoint(sql: Sql, workspaceId: string): Promise<Checkpoint | null> {
   const [row] = await sql.query<CheckpointRow>(
-    `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE workspace_id = $1 ORDER BY sequence DESC LIMIT 1`,
+    `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE workspace_id = $1 ORDER BY checkpoints.sequence DESC LIMIT 1`,
     [workspaceId],
   )
   return row ? toCheckpoint(row) : null
@@ -102,7 +107,7 @@ export async function listCheckpoints(
   const rows = await sql.query<CheckpointRow>(
     `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints
       WHERE workspace_id = $1 AND ($2::bigint IS NULL OR sequence < $2::bigint)
-      ORDER BY sequence DESC LIMIT $3`,
+      ORDER BY checkpoints.sequence DESC LIMIT $3`,
     [workspaceId, opts.before ?? null, opts.limit + 1],
   )
   const more = rows.length > opts.limit
@@ -115,7 +120,7 @@ export async function* allCheckpoints(sql: Sql, workspaceId: string): AsyncGener
   let after = 0
   for (;;) {
     const rows = await sql.query<CheckpointRow>(
-      `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE workspace_id = $1 AND sequence > $2 ORDER BY sequence LIMIT 1000`,
+      `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints WHERE workspace_id = $1 AND sequence > $2 ORDER BY checkpoints.sequence LIMIT 1000`,
       [workspaceId, after],
     )
     for (const r of rows) yield toCheckpoint(r)
@@ -183,6 +188,7 @@ export async function createCheckpoint(
   opts: { force?: boolean } = {},
 ): Promise<CreateResult> {
   if (!signer) throw disabledError()
+  let attempted = 0
   try {
     return await sql.tx(async (tx) => {
       await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
@@ -194,6 +200,7 @@ export async function createCheckpoint(
       if (!lock?.ok) return { created: false, checkpoint: last, busy: true }
       const [hw] = await tx.query<{ max: string | null }>(`SELECT COALESCE(max(id), 0)::text AS max FROM consent_events WHERE workspace_id = $1`, [workspaceId])
       const sequence = (last?.sequence ?? 0) + 1
+      attempted = sequence
 
       // Pass 1: write the leaves that changed (delta rows). A contact is in the tree when it has a
       // chain or ever had a leaf (a chain that vanished is signed as {0, GENESIS}: never silently
@@ -256,9 +263,20 @@ export async function createCheckpoint(
       }
     })
   } catch (err) {
-    // Another instance committed the same sequence first (its snapshot predates ours).
-    if ((err as { code?: string }).code === '23505') return { created: false, checkpoint: await latestCheckpoint(sql, workspaceId), busy: true }
-    throw err
+    if ((err as { code?: string }).code !== '23505' || attempted === 0) throw err
+    // The one benign conflict: another instance took the lock after our snapshot was taken (the
+    // try-lock is the snapshot's first statement) and committed this very sequence first. Then the
+    // latest checkpoint now has it, and ours is not needed.
+    const latest = await latestCheckpoint(sql, workspaceId)
+    if (latest && latest.sequence >= attempted) return { created: false, checkpoint: latest, busy: true }
+    // Anything else is a stored row that should not be there (a leaf or checkpoint at a sequence
+    // not yet signed): nothing is signed until someone looks, so say so loudly.
+    throw new Error(
+      `checkpoint ${attempted} of workspace ${workspaceId} was not written: a conflict with a stored row ` +
+        `(${(err as { constraint?: string }).constraint ?? 'unique key'}) while the latest checkpoint is ${latest?.sequence ?? 'none'}; ` +
+        'run POST /audit/verify',
+      { cause: err },
+    )
   }
 }
 

@@ -83,7 +83,7 @@ export async function verifyWorkspace(
     )
     const leaves = await sql.query<{ contact_id: string; sequence: string; chain_length: number; head: string }>(
       `SELECT contact_id, sequence::text AS sequence, chain_length, head FROM checkpoint_leaves
-        WHERE workspace_id = $1 AND contact_id = ANY($2::uuid[]) ORDER BY contact_id, sequence`,
+        WHERE workspace_id = $1 AND contact_id = ANY($2::uuid[]) ORDER BY contact_id, checkpoint_leaves.sequence`,
       [workspaceId, ids],
     )
     const eventsOf = new Map<string, EventRow[]>()
