@@ -4,6 +4,9 @@
  *   string) and unknown fields are rejected, not silently stripped (STYLE P6);
  * - querystrings, params and headers arrive as text, so they are coerced (`?limit=10`).
  * Shared `$id` schemas are added to both so `$ref`s resolve.
+ * A route schema may carry, under VALIDATE_AS, a looser schema that is what Fastify validates,
+ * while the documented one stays what the OpenAPI document shows: the Braze batch routes check
+ * only their envelope there and each object themselves, so one bad object is an item error.
  */
 import fp from 'fastify-plugin'
 import { Ajv, type Options } from 'ajv'
@@ -13,7 +16,16 @@ import { sharedSchemas } from '../schemas/common.js'
 // ajv-formats is CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
 
-function makeAjv(options: Options): Ajv {
+/** Symbol key (invisible to JSON and so to the OpenAPI document) of the schema actually validated. */
+export const VALIDATE_AS = Symbol.for('consent-ledger.validate-as')
+
+/** `documented`, validated as `envelope` (see VALIDATE_AS). */
+export function validatedAs<T extends object>(documented: T, envelope: object): T {
+  Object.defineProperty(documented, VALIDATE_AS, { value: envelope, enumerable: true })
+  return documented
+}
+
+export function makeAjv(options: Options): Ajv {
   const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: true, strict: false, ...options })
   addFormats(ajv)
   for (const s of sharedSchemas) ajv.addSchema(s)
@@ -24,7 +36,10 @@ export default fp(
   async (app) => {
     const strict = makeAjv({ coerceTypes: false })
     const text = makeAjv({ coerceTypes: 'array' })
-    app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : text).compile(schema))
+    app.setValidatorCompiler(({ schema, httpPart }) => {
+      const validated = (schema as { [VALIDATE_AS]?: object })[VALIDATE_AS] ?? schema
+      return (httpPart === 'body' ? strict : text).compile(validated)
+    })
   },
   { name: 'validation' },
 )

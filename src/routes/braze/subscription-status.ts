@@ -26,6 +26,7 @@ import {
   StatusSetResponse,
   StatusSetV1Body,
   StatusSetV2Body,
+  StatusSetV2Item,
   UserStatusQuery,
   UserStatusResponse,
   type BrazeItemError,
@@ -35,6 +36,10 @@ import { brazeType, GROUP_LEVEL_CODES, toBrazeStatus } from '../../braze/errors.
 import { listUserSubscriptionStatus, type UserStatusIdentifier } from '../../braze/user-status.js'
 import { normalizeIdentity } from '../../contacts/identity.js'
 import { replyIdempotent } from '../idempotent-reply.js'
+import { checkV2Item, doubleOptInProblem, unsupportedIdentifier, type ItemProblem } from '../../braze/item-check.js'
+import type { Static } from '@fastify/type-provider-typebox'
+
+type V2Item = Static<typeof StatusSetV2Item>
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -47,6 +52,13 @@ function appendContext(request: FastifyRequest): AppendContext {
     requestId: request.id,
     idempotencyKey: request.headers['idempotency-key'] as string | undefined,
   }
+}
+
+/** The email identifiers of a status query: one UNSUPPORTED_IDENTIFIER item error each. */
+function emailErrors(q: { email?: string[]; 'email[]'?: string[] }): BrazeItemError[] {
+  return (['email', 'email[]'] as const).flatMap((name) =>
+    (q[name] ?? []).map((_v, index) => ({ input_array: name, index, ...unsupportedIdentifier('email') })),
+  )
 }
 
 function tooMany(pointer: string, given: number, where = 'per request') {
@@ -92,17 +104,29 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       const b = request.body
       const externalIds = asList(b.external_id)
       const phones = asList(b.phone)
-      const total = externalIds.length + phones.length
+      const emails = asList(b.email)
+      const total = externalIds.length + phones.length + emails.length
       if (total === 0) {
         throw badRequest('missing_identifier', 'Give external_id and/or phone.', [
           { pointer: '/body/external_id', code: 'MISSING_IDENTIFIER', message: 'external_id or phone is required' },
         ])
       }
-      if (total > BRAZE_MAX_IDENTIFIERS) throw tooMany('/body', total, 'per request (external_id and phone together)')
+      if (total > BRAZE_MAX_IDENTIFIERS) throw tooMany('/body', total, 'per request (external_id, phone and email together)')
 
       return replyIdempotent(app, request, reply, async (tx) => {
         const ctx = appendContext(request)
         await requireActiveGroup(tx, ctx.workspaceId, b.subscription_group_id)
+        const unsupported = emails.map((_v, index): BrazeItemError => ({ input_array: 'email', index, ...unsupportedIdentifier('email') }))
+        const doubleOptIn = doubleOptInProblem(b)
+        if (doubleOptIn) {
+          // Nothing is recorded: each identifier answers why.
+          const errors: BrazeItemError[] = [
+            ...externalIds.map((_v, index) => ({ input_array: 'external_id', index, ...doubleOptIn })),
+            ...phones.map((_v, index) => ({ input_array: 'phone', index, ...doubleOptIn })),
+            ...unsupported,
+          ]
+          return { statusCode: 201, body: { message: 'success', errors } }
+        }
         const origin: { input_array: 'external_id' | 'phone'; index: number }[] = []
         const item = (type: 'external_id' | 'phone', value: string): AppendItem => ({
           identities: [{ type, value }],
@@ -116,7 +140,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
         const items: AppendItem[] = []
         externalIds.forEach((v, index) => (items.push(item('external_id', v)), origin.push({ input_array: 'external_id', index })))
         phones.forEach((v, index) => (items.push(item('phone', v)), origin.push({ input_array: 'phone', index })))
-        const results = await app.ledger.append(tx, ctx, items)
+        const results = items.length > 0 ? await app.ledger.append(tx, ctx, items) : []
 
         const errors: BrazeItemError[] = []
         results.forEach((r, k) => {
@@ -127,6 +151,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
           }
           errors.push({ type: brazeType(r), ...origin[k]!, message: r.message })
         })
+        errors.push(...unsupported)
         return { statusCode: 201, body: { message: 'success', ...(errors.length > 0 ? { errors } : {}) } }
       })
     },
@@ -149,23 +174,34 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const entries = request.body.subscription_groups
-      entries.forEach((e, i) => {
-        const total = (e.external_ids?.length ?? 0) + (e.phones?.length ?? 0)
-        if (total === 0) {
-          throw badRequest('missing_identifier', `subscription_groups[${i}] needs external_ids and/or phones.`, [
-            { pointer: `/body/subscription_groups/${i}`, code: 'MISSING_IDENTIFIER', message: 'external_ids or phones is required' },
-          ])
+      const entries = request.body.subscription_groups as unknown[]
+      /** Item errors found before the append (shape of each item), with the entry they belong to. */
+      const early: { entry: number; error: BrazeItemError }[] = []
+      const usable: { entry: number; item: V2Item }[] = []
+      entries.forEach((raw, i) => {
+        const p = checkV2Item(raw) ?? doubleOptInProblem(raw as V2Item)
+        const fail = (q: ItemProblem) => early.push({ entry: i, error: { type: q.type, input_array: 'subscription_groups', index: i, message: q.message } })
+        if (p) return void fail(p)
+        const e = raw as V2Item
+        const emails = asList(e.emails)
+        const total = (e.external_ids?.length ?? 0) + asList(e.phones).length + emails.length
+        if (total === 0) return void fail({ type: 'MISSING_IDENTIFIER', message: 'external_ids and/or phones is required' })
+        if (total > BRAZE_MAX_IDENTIFIERS) {
+          return void fail({ type: 'TOO_MANY_IDENTIFIERS', message: `at most ${BRAZE_MAX_IDENTIFIERS} identifiers per subscription_groups item (got ${total})` })
         }
-        if (total > BRAZE_MAX_IDENTIFIERS) throw tooMany(`/body/subscription_groups/${i}`, total, 'per subscription_groups entry')
+        emails.forEach((_v, index) => {
+          const q = unsupportedIdentifier('email')
+          early.push({ entry: i, error: { type: q.type, input_array: `subscription_groups[${i}].emails`, index, message: q.message } })
+        })
+        usable.push({ entry: i, item: e })
       })
 
       return replyIdempotent(app, request, reply, async (tx) => {
         const items: AppendItem[] = []
         const origin: { entry: number; input_array: string; index: number }[] = []
-        entries.forEach((e, i) => {
-          const add = (type: 'external_id' | 'phone', list: string[] | undefined, name: string) =>
-            (list ?? []).forEach((value, index) => {
+        for (const { entry: i, item: e } of usable) {
+          const add = (type: 'external_id' | 'phone', list: string[], name: string) =>
+            list.forEach((value, index) => {
               items.push({
                 identities: [{ type, value }],
                 subscriptionGroupId: e.subscription_group_id,
@@ -177,12 +213,12 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
               })
               origin.push({ entry: i, input_array: `subscription_groups[${i}].${name}`, index })
             })
-          add('external_id', e.external_ids, 'external_ids')
-          add('phone', e.phones, 'phones')
-        })
-        const results = await app.ledger.append(tx, appendContext(request), items)
+          add('external_id', e.external_ids ?? [], 'external_ids')
+          add('phone', asList(e.phones), 'phones')
+        }
+        const results = items.length > 0 ? await app.ledger.append(tx, appendContext(request), items) : []
 
-        const errors: BrazeItemError[] = []
+        const found: { entry: number; error: BrazeItemError }[] = [...early]
         const reported = new Set<string>()
         results.forEach((r, k) => {
           if (r.status !== 'rejected') return
@@ -192,11 +228,13 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
             const key = `${o.entry}/${r.code}`
             if (reported.has(key)) return
             reported.add(key)
-            errors.push({ type: brazeType(r), input_array: 'subscription_groups', index: o.entry, message: r.message })
+            found.push({ entry: o.entry, error: { type: brazeType(r), input_array: 'subscription_groups', index: o.entry, message: r.message } })
             return
           }
-          errors.push({ type: brazeType(r), input_array: o.input_array, index: o.index, message: r.message })
+          found.push({ entry: o.entry, error: { type: brazeType(r), input_array: o.input_array, index: o.index, message: r.message } })
         })
+        // In item order (a stable sort: an item's own errors keep their order).
+        const errors = found.sort((a, b) => a.entry - b.entry).map((f) => f.error)
         return { statusCode: 201, body: { message: 'success', ...(errors.length > 0 ? { errors } : {}) } }
       })
     },
@@ -221,7 +259,8 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       const q = request.query
       const externalIds = [...(q.external_id ?? []), ...(q['external_id[]'] ?? [])]
       const phones = [...(q.phone ?? []), ...(q['phone[]'] ?? [])]
-      const total = externalIds.length + phones.length
+      const emails = emailErrors(q)
+      const total = externalIds.length + phones.length + emails.length
       if (total === 0) {
         throw badRequest('missing_identifier', 'Give external_id and/or phone.', [
           { pointer: '/querystring/external_id', code: 'MISSING_IDENTIFIER', message: 'external_id or phone is required' },
@@ -233,7 +272,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
         ...externalIds.map((value) => ({ type: 'external_id' as const, value })),
         ...phones.map((value) => ({ type: 'phone' as const, value })),
       ]
-      const results = await app.checks.check(request.principal.workspaceId, { subscription_group_id: q.subscription_group_id }, ids)
+      const results = ids.length > 0 ? await app.checks.check(request.principal.workspaceId, { subscription_group_id: q.subscription_group_id }, ids) : []
       const status: Record<string, BrazeStatus> = {}
       const errors: BrazeItemError[] = []
       results.forEach((r, k) => {
@@ -251,6 +290,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
         if (given.type === 'phone' && given.value in status) return
         status[given.value] = toBrazeStatus(r.state)
       })
+      errors.push(...emails)
       return { status, message: 'success', ...(errors.length > 0 ? { errors } : {}) }
     },
   )
@@ -277,12 +317,15 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
         const type = name.startsWith('phone') ? 'phone' : 'external_id'
         ;(q[name] ?? []).forEach((value, index) => ids.push({ type, value, input_array: name, index }))
       }
-      if (ids.length === 0) {
+      const emails = emailErrors(q)
+      if (ids.length + emails.length === 0) {
         throw badRequest('missing_identifier', 'Give external_id and/or phone.', [
           { pointer: '/querystring/external_id', code: 'MISSING_IDENTIFIER', message: 'external_id or phone is required' },
         ])
       }
-      if (ids.length > BRAZE_MAX_IDENTIFIERS) throw tooMany('/querystring', ids.length, 'per request (external_id and phone together)')
+      if (ids.length + emails.length > BRAZE_MAX_IDENTIFIERS) {
+        throw tooMany('/querystring', ids.length + emails.length, 'per request (external_id, phone and email together)')
+      }
       const page = await listUserSubscriptionStatus(app.database.sql, request.principal.workspaceId, ids, {
         limit: q.limit ?? 100,
         offset: q.offset ?? 0,
@@ -291,7 +334,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
         users: page.users,
         total_count: page.total_count,
         message: 'success',
-        ...(page.errors.length > 0 ? { errors: page.errors } : {}),
+        ...(page.errors.length + emails.length > 0 ? { errors: [...page.errors, ...emails] } : {}),
       }
     },
   )

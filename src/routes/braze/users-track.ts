@@ -22,17 +22,34 @@ import type { Sql } from '../../db/sql.js'
 import { brazeErrorResponses, usersTrackBody, UsersTrackResponse, type BrazeItemError, type TrackAttributes } from '../../schemas/braze.js'
 import { brazeType } from '../../braze/errors.js'
 import { badRequest } from '../../errors/domain-error.js'
+import { checkTrackEntry, checkTrackObject, doubleOptInProblem, unsupportedIdentifier, type ItemProblem } from '../../braze/item-check.js'
+import { normalizeIdentity } from '../../contacts/identity.js'
 import { replyIdempotent } from '../idempotent-reply.js'
 
 /** Keys of an attributes object that are not contact attributes. */
-const RESERVED = new Set(['external_id', 'phone', 'bsuid', 'subscription_groups', '_update_existing_only', '_merge_objects'])
+const RESERVED = new Set([
+  'external_id',
+  'phone',
+  'bsuid',
+  'subscription_groups',
+  '_update_existing_only',
+  '_merge_objects',
+  'user_alias',
+  'braze_id',
+  'push_token_import',
+])
+
+/** Most subscription_groups entries one object may carry. */
+const MAX_ENTRIES = 100
 
 interface ObjectPlan {
   index: number
+  identities: RawIdentity[]
+  updateExistingOnly: boolean
   /** Index of the identifyOnly item in the append batch. */
   identifyAt: number
-  /** Index in the append batch of each subscription_groups entry. */
-  groupAt: number[]
+  /** Index in the append batch of each applicable subscription_groups entry, with its position in the object. */
+  groupAt: { at: number; entry: number }[]
   set: Record<string, unknown>
   remove: string[]
 }
@@ -44,6 +61,60 @@ function identitiesOf(o: TrackAttributes): RawIdentity[] {
   if (o.phone != null) out.push({ type: 'phone', value: o.phone })
   if (o.bsuid != null) out.push({ type: 'bsuid', value: o.bsuid })
   return out
+}
+
+/**
+ * One attributes object: its item errors (in object order) and, unless its identity is unusable,
+ * its plan. A bad subscription_groups entry fails only that entry.
+ */
+function planObject(raw: unknown, index: number, errors: BrazeItemError[]): Omit<ObjectPlan, 'identifyAt' | 'groupAt'> & { entries: Record<string, unknown>[]; entryIndex: number[] } | null {
+  const fail = (p: ItemProblem) => (errors.push({ type: p.type, input_array: 'attributes', index, message: p.message }), null)
+  const problem = checkTrackObject(raw)
+  if (problem) return fail(problem)
+  const o = raw as TrackAttributes
+  if (o.user_alias != null) return fail(unsupportedIdentifier('user_alias'))
+  if (o.braze_id != null) return fail(unsupportedIdentifier('braze_id'))
+  if (o.external_id == null && o.phone == null) {
+    if (o.email != null) return fail(unsupportedIdentifier('email'))
+    return fail({ type: 'MISSING_IDENTIFIER', message: 'one of external_id or phone is required' })
+  }
+  const entries: Record<string, unknown>[] = []
+  const entryIndex: number[] = []
+  const groups = (o as Record<string, unknown>).subscription_groups
+  if (groups !== undefined && groups !== null) {
+    if (!Array.isArray(groups) || groups.length > MAX_ENTRIES) {
+      errors.push({ type: 'BAD_SUBSCRIPTION_GROUPS', input_array: 'attributes', index, message: `subscription_groups must be an array of at most ${MAX_ENTRIES} entries` })
+    } else {
+      groups.forEach((g: unknown, j) => {
+        const p = checkTrackEntry(g) ?? doubleOptInProblem(g as Record<string, unknown>)
+        if (p) errors.push({ type: p.type, input_array: 'attributes', index, message: `subscription_groups[${j}]: ${p.message}` })
+        else (entries.push(g as Record<string, unknown>), entryIndex.push(j))
+      })
+    }
+  }
+  const set: Record<string, unknown> = {}
+  const remove: string[] = []
+  for (const [k, v] of Object.entries(o)) {
+    if (RESERVED.has(k)) continue
+    if (v === null) remove.push(k)
+    else set[k] = v
+  }
+  return { index, identities: identitiesOf(o), updateExistingOnly: o._update_existing_only === true, set, remove, entries, entryIndex }
+}
+
+/** Which of these objects (with `_update_existing_only`) name a contact that exists: keys `type\0value`. */
+async function existingIdentities(sql: Sql, workspaceId: string, identities: RawIdentity[]): Promise<Set<string>> {
+  const wanted = identities.flatMap((i) => {
+    const value = normalizeIdentity(i.type, i.value)
+    return value === null ? [] : [{ type: i.type, value }]
+  })
+  if (wanted.length === 0) return new Set()
+  const rows = await sql.query<{ type: string; value: string }>(
+    `SELECT i.type, i.value FROM identities i JOIN unnest($2::text[], $3::text[]) AS q(type, value) ON i.type = q.type AND i.value = q.value
+      WHERE i.workspace_id = $1`,
+    [workspaceId, wanted.map((w) => w.type), wanted.map((w) => w.value)],
+  )
+  return new Set(rows.map((r) => `${r.type}\u0000${r.value}`))
 }
 
 const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
@@ -74,44 +145,37 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
       const items: AppendItem[] = []
       const plans: ObjectPlan[] = []
 
-      ;(body.attributes ?? []).forEach((raw, index) => {
-        const o = raw as TrackAttributes
-        if (o.external_id == null && o.phone == null) {
-          early.push({ type: 'MISSING_IDENTIFIER', input_array: 'attributes', index, message: 'one of external_id or phone is required' })
-          return
-        }
-        if (o._update_existing_only === true) {
-          // Creating a contact the caller asked us not to create would be worse than refusing.
+      const drafts = ((body.attributes ?? []) as unknown[]).map((raw, index) => planObject(raw, index, early))
+      // `_update_existing_only`: an object naming no known contact creates nobody (Braze's "update only" mode).
+      const updateOnly = drafts.filter((d) => d !== null && d.updateExistingOnly)
+      const known = updateOnly.length > 0 ? await existingIdentities(app.database.sql, workspaceId, updateOnly.flatMap((d) => d!.identities)) : new Set<string>()
+      for (const d of drafts) {
+        if (d === null) continue
+        if (d.updateExistingOnly && !d.identities.some((i) => known.has(`${i.type}\u0000${normalizeIdentity(i.type, i.value)}`))) {
           early.push({
-            type: 'UNSUPPORTED',
+            type: 'USER_NOT_FOUND',
             input_array: 'attributes',
-            index,
-            message: '_update_existing_only is not supported; the object was not processed',
+            index: d.index,
+            message: '_update_existing_only: no contact has these identifiers; nothing was created',
           })
-          return
+          continue
         }
-        const identities = identitiesOf(o)
-        const plan: ObjectPlan = { index, identifyAt: items.length, groupAt: [], set: {}, remove: [] }
-        items.push({ identities, identifyOnly: true, source: 'users_track' })
-        for (const g of o.subscription_groups ?? []) {
-          plan.groupAt.push(items.length)
+        const plan: ObjectPlan = { index: d.index, identities: d.identities, updateExistingOnly: d.updateExistingOnly, identifyAt: items.length, groupAt: [], set: d.set, remove: d.remove }
+        items.push({ identities: d.identities, identifyOnly: true, source: 'users_track' })
+        d.entries.forEach((g, k) => {
+          plan.groupAt.push({ at: items.length, entry: d.entryIndex[k]! })
           items.push({
-            identities,
-            subscriptionGroupId: g.subscription_group_id,
-            state: g.subscription_state,
-            occurredAt: g.occurred_at,
-            method: g.method,
-            evidence: g.evidence,
+            identities: d.identities,
+            subscriptionGroupId: g.subscription_group_id as string,
+            state: g.subscription_state as string,
+            occurredAt: g.occurred_at as string | undefined,
+            method: g.method as string | undefined,
+            evidence: g.evidence as Record<string, unknown> | undefined,
             source: 'users_track',
           })
-        }
-        for (const [k, v] of Object.entries(o)) {
-          if (RESERVED.has(k)) continue
-          if (v === null) plan.remove.push(k)
-          else plan.set[k] = v
-        }
+        })
         plans.push(plan)
-      })
+      }
 
       const idempotencyKey = request.headers['idempotency-key'] as string | undefined
       const ctx = { workspaceId, actor: `key:${request.principal.keyId}`, requestId: request.id, idempotencyKey }
@@ -129,11 +193,11 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
           }
           processed++
           if (who.status === 'resolved') patches.push({ contactId: who.contact_id, set: p.set, remove: p.remove })
-          p.groupAt.forEach((at, j) => {
+          for (const { at, entry } of p.groupAt) {
             const r = results[at]!
-            if (r.status !== 'rejected') return
-            errors.push({ type: brazeType(r), input_array: 'attributes', index: p.index, message: `subscription_groups[${j}]: ${r.message}` })
-          })
+            if (r.status !== 'rejected') continue
+            errors.push({ type: brazeType(r), input_array: 'attributes', index: p.index, message: `subscription_groups[${entry}]: ${r.message}` })
+          }
         }
         await applyAttributePatches(tx, workspaceId, patches)
 

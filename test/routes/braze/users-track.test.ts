@@ -122,11 +122,11 @@ t.test('every item error code in one request; the valid items of the same reques
       },
       /* 2 */ { phone: '+12223334444', plan: 'lost', subscription_groups: [sg()] }, // INVALID_PHONE (whole object)
       /* 3 */ { external_id: '   ', plan: 'lost' }, // INVALID_EXTERNAL_ID
-      /* 4 */ { email: 'nobody@example.com' }, // MISSING_IDENTIFIER
+      /* 4 */ { email: 'nobody@example.com' }, // UNSUPPORTED_IDENTIFIER (email alone identifies nobody here yet)
       /* 5 */ { external_id: 'with-bsuid', bsuid: 'not a bsuid' }, // INVALID_BSUID
       /* 6 */ { phone: '+14155550100', subscription_groups: [sg()] }, // EVIDENCE_REQUIRED
       /* 7 */ { phone: '+14155550100', subscription_groups: [sg({ method: 'web_form', evidence: { consent_text: 'Yes, send me offers' } })] }, // applies
-      /* 8 */ { external_id: 'careful', _update_existing_only: true, plan: 'x' }, // UNSUPPORTED
+      /* 8 */ { external_id: 'careful', _update_existing_only: true, plan: 'x' }, // USER_NOT_FOUND (update-only, nobody known)
     ],
     events: [{ external_id: 'ok-1', name: 'played', time: '2026-01-01T00:00:00Z' }],
     purchases: [{ external_id: 'ok-1', product_id: 'p', currency: 'USD', price: 1, time: '2026-01-01T00:00:00Z' }],
@@ -147,10 +147,10 @@ t.test('every item error code in one request; the valid items of the same reques
     'attributes[1] INVALID_EVIDENCE',
     'attributes[2] INVALID_PHONE',
     'attributes[3] INVALID_EXTERNAL_ID',
-    'attributes[4] MISSING_IDENTIFIER',
+    'attributes[4] UNSUPPORTED_IDENTIFIER',
     'attributes[5] INVALID_BSUID',
     'attributes[6] EVIDENCE_REQUIRED',
-    'attributes[8] UNSUPPORTED',
+    'attributes[8] USER_NOT_FOUND',
     'events[0] UNSUPPORTED',
     'purchases[0] UNSUPPORTED',
   ])
@@ -203,10 +203,12 @@ t.test('limits and request shape', async (t) => {
   const unknownInGroup = await track(ta, {
     attributes: [{ external_id: 'a', subscription_groups: [{ subscription_group_id: 'x', subscription_state: 'subscribed', colour: 'red' }] }],
   })
-  t.equal(unknownInGroup.statusCode, 400, 'unknown key in a subscription_groups entry')
+  t.equal(unknownInGroup.statusCode, 201, 'unknown key in a subscription_groups entry: an item error')
+  t.match(unknownInGroup.json(), { attributes_processed: 1, errors: [{ type: 'UNKNOWN_FIELD', input_array: 'attributes', index: 0 }] })
   const nullId = await track(ta, { attributes: [{ external_id: null, phone: '+14155552673', bsuid: null }] })
   t.same(nullId.json(), { message: 'success', attributes_processed: 1 }, 'a null identifier is an absent one')
-  t.equal((await track(ta, { attributes: [{ external_id: 5 }] })).statusCode, 400, 'identifiers are strings')
+  const numericId = await track(ta, { attributes: [{ external_id: 5 }] })
+  t.match(numericId.json(), { attributes_processed: 0, errors: [{ type: 'INVALID_EXTERNAL_ID', index: 0 }] }, 'identifiers are strings')
   const empty = await track(ta, {})
   t.equal(empty.statusCode, 400)
   t.match(empty.json(), { message: /attributes, events or purchases/ })
