@@ -71,17 +71,17 @@ t.test('kill -9 under load: nothing acknowledged lost or duplicated, pending web
   t.ok(pendingAtKills > 0, `${pendingAtKills} acknowledged payloads were still pending at a kill (the case under test happened)`)
 
   const all = tally(load.answers)
-  figures(t, 'kill-9', {
-    kills: KILLS,
-    acknowledged: ledger.acknowledged,
-    lost: ledger.lost,
-    duplicated: ledger.duplicated,
-    '5xx': all.fiveXX,
-    webhooks_acknowledged: ackedIds.length,
-    webhooks_pending_at_kill: pendingAtKills,
-    webhooks_unprocessed: rows.filter((r) => r.status !== 'processed').length,
-    restart_ms: Math.round(downMs / KILLS),
-  })
+  figures(t, 'kill-9', [
+    ['kills', KILLS],
+    ['acknowledged', ledger.acknowledged],
+    ['lost', ledger.lost],
+    ['duplicated', ledger.duplicated],
+    ['5xx', all.fiveXX],
+    ['webhooks_acknowledged', ackedIds.length],
+    ['webhooks_pending_at_kill', pendingAtKills],
+    ['webhooks_unprocessed', rows.filter((r) => r.status !== 'processed').length],
+    ['restart_ms', Math.round(downMs / KILLS)],
+  ])
   t.equal(all.fiveXX, 0, 'no 5xx answer')
   await service.sigterm()
 })

@@ -159,6 +159,17 @@ export class Load {
     }
   }
 
+  /** Time of the first 2xx that arrived at or after `from` (waits for it up to `timeoutMs`). */
+  async firstOkAfter(from: number, timeoutMs = 60_000, giveUp: () => boolean = () => false): Promise<number | undefined> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const hit = this.answers.find((a) => a.at >= from && a.status >= 200 && a.status < 300)
+      if (hit) return hit.at
+      if (Date.now() > deadline || giveUp()) return undefined
+      await sleep(20)
+    }
+  }
+
   /** Answers that arrived in [from, to). */
   between(from: number, to: number = Infinity): Answer[] {
     return this.answers.filter((a) => a.at >= from && a.at < to)

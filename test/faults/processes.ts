@@ -321,6 +321,12 @@ export interface ServiceExit {
   signal: NodeJS.Signals | null
 }
 
+/**
+ * Where the service under test is started from: this checkout, or FAULTS_SERVICE_ROOT (another
+ * checkout with its node_modules, e.g. a worktree of an older commit, to see a scenario fail on it).
+ */
+export const SERVICE_ROOT = process.env.FAULTS_SERVICE_ROOT ?? ROOT
+
 /** The service as a child process (`src/cli.ts serve` under tsx, like the other child-process tests). */
 export class Service {
   readonly base: string
@@ -363,7 +369,7 @@ export class Service {
       ...env,
     }
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k]
-    const child = spawn(process.execPath, [...TS_CHILD_ARGS, 'src/cli.ts', 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...TS_CHILD_ARGS, 'src/cli.ts', 'serve'], { cwd: SERVICE_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     const s = new Service(child, port)
     await s.ready()
     return s

@@ -30,10 +30,9 @@ export function databaseUrlOf(host: { port: number }): string {
  * Prints one figures line, `faults: <scenario> k=v ...`: on stderr, which tap passes through
  * whatever its reporter (CI greps it from there), and as a TAP comment.
  */
-export function figures(t: Test, scenario: string, values: Record<string, number | string>): string {
-  const line = `faults: ${scenario} ${Object.entries(values)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(' ')}`
+export function figures(t: Test, scenario: string, values: [string, number | string][]): string {
+  // Pairs, not an object: an object would list integer-like keys ("503") first.
+  const line = `faults: ${scenario} ${values.map(([k, v]) => `${k}=${v}`).join(' ')}`
   process.stderr.write(`${line}\n`)
   t.comment(line)
   return line
