@@ -1,27 +1,58 @@
 /**
  * @fastify/rate-limit per API key (per IP when unauthenticated), with x-ratelimit-* and retry-after
  * on 429 (and x-ratelimit-* on every answer with RATE_LIMIT_HEADERS=always). With REDIS_URL the
- * counters live in Redis so several instances share one limit.
+ * counters live in Redis so several instances share one limit; when Redis is unreachable the limiter
+ * fails open (src/plugins/rate-limit-store.ts, docs/operations.md).
  * Registered and awaited before the routes (fastify-rate-limit#362).
  */
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
 import { DomainError } from '../errors/domain-error.js'
+import { watchedRedisStore, type RateLimitHealth } from './rate-limit-store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Whether rate limits are enforced right now (/readyz reports it). */
+    rateLimitHealth: RateLimitHealth
+  }
+}
+
+const NAME_SPACE = 'consent-ledger-rl:'
 
 export default fp(
   async (app) => {
     const cfg = app.config
     const always = cfg.RATE_LIMIT_HEADERS === 'always'
-    const redis = cfg.REDIS_URL ? new Redis(cfg.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1, lazyConnect: false }) : undefined
-    if (redis) app.addHook('onClose', async () => void redis.quit())
+    // A request must never wait on a dead Redis: no offline queue (a command while disconnected
+    // fails at once), short connect and command timeouts, one retry. ioredis reconnects by itself.
+    const redis = cfg.REDIS_URL
+      ? new Redis(cfg.REDIS_URL, { connectTimeout: 500, commandTimeout: 500, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+      : undefined
+    if (redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())))
+    const watched = redis ? watchedRedisStore({ redis, nameSpace: NAME_SPACE, registry: app.metrics.registry, log: app.log }) : undefined
+    app.decorate('rateLimitHealth', watched?.health ?? { store: 'memory', degraded: false })
+    // Start with the shared limit in force when Redis answers; a Redis that is down does not hold
+    // up the start (the limiter fails open until it connects).
+    if (redis && redis.status !== 'ready') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, 1000)
+        redis.once('ready', done)
+        function done() {
+          clearTimeout(timer)
+          redis!.off('ready', done)
+          resolve()
+        }
+      })
+    }
     await app.register(rateLimit, {
       global: true,
       // A key's own limit when it has one (POST /api-keys `rate_limit_max`), else the default.
       max: (request) => request.principal?.rateLimitMax ?? cfg.RATE_LIMIT_MAX,
       timeWindow: cfg.RATE_LIMIT_WINDOW_MS,
-      redis,
-      nameSpace: 'consent-ledger-rl:',
+      ...(watched ? { store: watched.Store } : {}),
+      // Redis unreachable: serve the request unlimited (fail open; src/plugins/rate-limit-store.ts).
+      skipOnError: true,
       // Per key once authenticated (the auth hook runs first), otherwise per client address.
       keyGenerator: (request) => (request.principal ? `key:${request.principal.keyId}` : `ip:${request.ip}`),
       hook: 'preHandler',
@@ -35,5 +66,5 @@ export default fp(
       // function would be awaited on every request of every route.
     })
   },
-  { name: 'rate-limit', dependencies: ['config', 'auth'] },
+  { name: 'rate-limit', dependencies: ['config', 'auth', 'metrics'] },
 )

@@ -1,10 +1,22 @@
-/** Liveness, readiness and Prometheus metrics (DESIGN §3.7). Public, not rate limited. */
+/**
+ * Liveness, readiness and Prometheus metrics. Public, not rate limited. Readiness is what this
+ * instance can serve: 503 when PostgreSQL is unreachable or migrations are not current; 200 with
+ * `rate_limit: degraded` when only Redis is down (docs/operations.md).
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@fastify/type-provider-typebox'
 import { migrationsCurrent } from '../db/migrate.js'
 
 const Health = Type.Object({ status: Type.String() })
-const Ready = Type.Object({ status: Type.String(), database: Type.String(), migrations: Type.String() })
+const Ready = Type.Object({
+  status: Type.String(),
+  database: Type.String({ description: '`ok` or `unreachable`' }),
+  migrations: Type.String({ description: '`current`, `pending` or `unknown`' }),
+  rate_limit: Type.String({
+    description:
+      '`ok` (shared Redis store), `local` (in-process store, no REDIS_URL) or `degraded` (Redis unreachable: requests are served without rate limits; still ready)',
+  }),
+})
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', { config: { rateLimit: false }, schema: { tags: ['operations'], security: [], response: { 200: Health } } }, async () => ({ status: 'ok' }))
@@ -22,8 +34,11 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
         database = 'unreachable'
         migrations = 'unknown'
       }
+      // Without Redis the instance still serves everything (limits fail open), so it stays ready.
+      const limits = app.rateLimitHealth
+      const rate_limit = limits.store === 'memory' ? 'local' : limits.degraded ? 'degraded' : 'ok'
       const ok = database === 'ok' && migrations === 'current'
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', database, migrations })
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', database, migrations, rate_limit })
     },
   )
 

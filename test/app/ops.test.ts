@@ -14,7 +14,7 @@ t.test('GET /readyz → 200 when the database answers and every migration is app
   const { app } = await buildTestApp(t)
   const r = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(r.statusCode, 200, r.body)
-  t.same(r.json(), { status: 'ready', database: 'ok', migrations: 'current' })
+  t.same(r.json(), { status: 'ready', database: 'ok', migrations: 'current', rate_limit: 'local' })
 })
 
 t.test('GET /readyz → 503 migrations pending when the journal lacks a row', async (t) => {
@@ -26,7 +26,7 @@ t.test('GET /readyz → 503 migrations pending when the journal lacks a row', as
   t.equal(deleted.length, 1)
   const r = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(r.statusCode, 503, r.body)
-  t.same(r.json(), { status: 'not_ready', database: 'ok', migrations: 'pending' })
+  t.same(r.json(), { status: 'not_ready', database: 'ok', migrations: 'pending', rate_limit: 'local' })
 })
 
 t.test('GET /readyz → 503 database unreachable once the pool is gone', async (t) => {
@@ -39,7 +39,7 @@ t.test('GET /readyz → 503 database unreachable once the pool is gone', async (
   app.database.close = async () => {}
   const r = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(r.statusCode, 503, r.body)
-  t.same(r.json(), { status: 'not_ready', database: 'unreachable', migrations: 'unknown' })
+  t.same(r.json(), { status: 'not_ready', database: 'unreachable', migrations: 'unknown', rate_limit: 'local' })
 })
 
 t.test('GET /metrics: requests by route, latency histogram, pool gauge, ledger appends by source', async (t) => {

@@ -43,7 +43,7 @@ t.test('embedded PGlite in DATA_DIR: serves, persists across a restart, migrates
   t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   const ready = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(ready.statusCode, 200, ready.body)
-  t.same(ready.json(), { status: 'ready', database: 'ok', migrations: 'current' })
+  t.same(ready.json(), { status: 'ready', database: 'ok', migrations: 'current', rate_limit: 'local' })
 
   const group = await app.inject({
     method: 'POST',
