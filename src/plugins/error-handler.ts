@@ -96,9 +96,22 @@ export function toProblem(err: FastifyError | DomainError | Error): Problem {
   return { status, code: status === 503 ? 'unavailable' : 'internal_error', detail: status === 503 ? fe.message : 'An unexpected error occurred.' }
 }
 
+/**
+ * Braze's REST namespaces: an unknown path or wrong method there is answered in Braze's shape, since
+ * the caller is a Braze client (/subscription-groups is native: only `/subscription/` is Braze's).
+ */
+const BRAZE_PATH = /^\/(?:users|subscription|v2|campaigns|canvas|messages|sends|transactional|catalogs|segments|events|purchases|kpi|templates|content_blocks|email|sms|preference_center)(?:\/|$)/
+
+const pathOf = (request: FastifyRequest) => request.url.split('?')[0] ?? ''
+
+function brazeShaped(request: FastifyRequest): boolean {
+  if (request.routeOptions.config?.errorShape === 'braze') return true
+  return request.is404 && BRAZE_PATH.test(pathOf(request))
+}
+
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Problem) {
   if (p.headers) reply.headers(p.headers)
-  if (request.routeOptions.config?.errorShape === 'braze') {
+  if (brazeShaped(request)) {
     return reply.code(p.status).type('application/json').send({ message: p.detail, ...(p.errors ? { errors: p.errors } : {}) })
   }
   return reply
@@ -125,9 +138,28 @@ export default fp(
       else request.log.info({ code: p.code, status: p.status }, 'request rejected')
       return sendProblem(request, reply, p)
     })
-    app.setNotFoundHandler((request, reply) =>
-      sendProblem(request, reply, { status: 404, code: 'not_found', detail: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
-    )
+    // Methods of each Braze-shaped path, for 405 + Allow on a wrong method there.
+    const brazeMethods = new Map<string, Set<string>>()
+    app.addHook('onRoute', (route) => {
+      if (route.config?.errorShape !== 'braze') return
+      const methods = brazeMethods.get(route.url) ?? new Set<string>()
+      for (const m of Array.isArray(route.method) ? route.method : [route.method]) methods.add(m)
+      brazeMethods.set(route.url, methods)
+    })
+    app.setNotFoundHandler((request, reply) => {
+      const path = pathOf(request)
+      const allowed = brazeMethods.get(path)
+      if (allowed) {
+        const allow = [...allowed].sort().join(', ')
+        return sendProblem(request, reply, {
+          status: 405,
+          code: 'method_not_allowed',
+          detail: `Method ${request.method} is not allowed on ${path}; use ${allow}`,
+          headers: { allow },
+        })
+      }
+      return sendProblem(request, reply, { status: 404, code: 'not_found', detail: `Route ${request.method} ${path} not found` })
+    })
   },
   { name: 'error-handler' },
 )
