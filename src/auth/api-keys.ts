@@ -1,7 +1,8 @@
 /**
  * API keys: `cl_<prefix>_<secret>`. Only sha256(key) is stored; `prefix` (non-secret) finds the row.
  * The bootstrap root key (CONSENT_ADMIN_KEY) may have any shape; its lookup prefix is derived from
- * its hash. Scopes: consent:write, consent:read, audit:read, admin (admin implies all).
+ * its hash. A key of another shape that is not this instance's root key is refused unlooked-up, so
+ * changing CONSENT_ADMIN_KEY takes effect on each instance when it restarts with the new value. Scopes: consent:write, consent:read, audit:read, admin (admin implies all).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Sql } from '../db/sql.js'
@@ -36,8 +37,10 @@ export interface Principal {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
+const KEY_SHAPE = /^cl_([a-z0-9]{12})_[A-Za-z0-9_-]{20,200}$/
+
 export function prefixOf(key: string): string {
-  const m = /^cl_([a-z0-9]{12})_[A-Za-z0-9_-]{20,}$/.exec(key)
+  const m = KEY_SHAPE.exec(key)
   return m ? m[1]! : `h${sha256(key).slice(0, 15)}`
 }
 
@@ -68,10 +71,16 @@ export function createApiKeyService(sql: Sql) {
     return hit !== undefined && hit.until > Date.now() ? hit.principal : undefined
   }
 
+  /** sha256 of the root key (CONSENT_ADMIN_KEY), the only key that may have another shape. */
+  let rootHash: string | undefined
+
   async function authenticate(key: string): Promise<Principal | null> {
     const hit = cached(key)
     if (hit !== undefined) return hit
     const hash = sha256(key)
+    // Keys we issue have one shape; the root key is known. Anything else cannot be valid, and is
+    // refused without a lookup (a flood of made-up keys must not become a flood of queries).
+    if (!KEY_SHAPE.test(key) && hash !== rootHash) return null
     const rows = await sql.query<ApiKeyRow & { key_hash: string }>(
       `SELECT ${PUBLIC_COLUMNS}, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL`,
       [prefixOf(key)],
@@ -132,6 +141,7 @@ export function createApiKeyService(sql: Sql) {
       await tx.query(`INSERT INTO workspace_settings (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING`, [DEFAULT_WORKSPACE_ID])
       if (!rootKey) return
       const hash = sha256(rootKey)
+      rootHash = hash
       const existing = await tx.query<{ id: string; key_hash: string }>(
         `SELECT id, key_hash FROM api_keys WHERE workspace_id = $1 AND is_root AND revoked_at IS NULL`,
         [DEFAULT_WORKSPACE_ID],

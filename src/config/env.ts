@@ -73,6 +73,9 @@ export const EnvSchema = Type.Object({
    * every call: ~7 us of server CPU per pre-send check, measured).
    */
   RATE_LIMIT_HEADERS: Type.Enum(['on_limit', 'always'] as const, { default: 'on_limit' }),
+  /** Failed authentications per client address per window before it gets 429 (docs/operations.md). */
+  AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 30 }),
+  AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /** JSON body limit in bytes (DESIGN §4: 1 MiB). */
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   /** Braze's per-request object limit on /users/track. */

@@ -7,12 +7,15 @@
  * public routes run no auth code, and a protected one knows its scope without reading the route's
  * options per request. The hook is callback-style and answers synchronously when the key was seen
  * lately (src/auth/api-keys.ts): the pre-send check pays no promise or hashing for it.
+ * Failed authentications are limited per client address (AUTH_FAILURE_MAX per
+ * AUTH_FAILURE_WINDOW_MS, then 429 with Retry-After and no lookup: src/auth/failure-limiter.ts).
  */
 import fp from 'fastify-plugin'
 import { withFirst } from './route-hooks.js'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { hasScope, type Principal, type Scope } from '../auth/api-keys.js'
-import { forbidden, unauthorized } from '../errors/domain-error.js'
+import { DomainError, forbidden, unauthorized } from '../errors/domain-error.js'
+import { createAuthFailureLimiter } from '../auth/failure-limiter.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,15 +44,33 @@ export default fp(
       return undefined
     }
 
+    const failures = createAuthFailureLimiter({ max: app.config.AUTH_FAILURE_MAX, windowMs: app.config.AUTH_FAILURE_WINDOW_MS })
+
+    /** A 401 counts against the client's address (src/auth/failure-limiter.ts). */
+    function refuse(request: FastifyRequest, err: Error | undefined): Error | undefined {
+      if (err instanceof DomainError && err.statusCode === 401) failures.fail(request.ip)
+      return err
+    }
+
     function hookFor(scope: Scope | undefined, root: boolean): onRequestHookHandler {
       return (request, _reply, done) => {
         const header = request.headers.authorization
         const m = header ? BEARER.exec(header) : null
-        if (!m) return done(unauthorized())
-        const key = m[1]!
-        const hit = app.apiKeys.cached(key)
-        if (hit !== undefined) return done(admit(request, hit, scope, root))
-        app.apiKeys.authenticate(key).then((principal) => done(admit(request, principal, scope, root)), done)
+        const key = m?.[1]
+        const hit = key === undefined ? undefined : app.apiKeys.cached(key)
+        // A known good key passes even from an address that failed too often (it costs no lookup).
+        if (hit) return done(admit(request, hit, scope, root))
+        const wait = failures.blockedFor(request.ip)
+        if (wait > 0) {
+          return done(
+            new DomainError(429, 'too_many_failed_authentications', `Too many failed authentications from this address; retry in ${wait} s.`, undefined, {
+              'retry-after': String(wait),
+            }),
+          )
+        }
+        if (key === undefined) return done(refuse(request, unauthorized()))
+        if (hit === null) return done(refuse(request, admit(request, hit, scope, root)))
+        app.apiKeys.authenticate(key).then((principal) => done(refuse(request, admit(request, principal, scope, root))), done)
       }
     }
 
@@ -61,5 +82,5 @@ export default fp(
       route.onRequest = withFirst(hookFor(cfg.scope, cfg.root === true), route.onRequest)
     })
   },
-  { name: 'auth', dependencies: ['services'] },
+  { name: 'auth', dependencies: ['config', 'services'] },
 )
