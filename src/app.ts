@@ -16,6 +16,7 @@ import servicesPlugin from './plugins/services.js'
 import authPlugin from './plugins/auth.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import validationPlugin from './plugins/validation.js'
+import inputGuardPlugin from './plugins/input-guard.js'
 import swaggerPlugin from './plugins/swagger.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import healthRoutes from './routes/health.js'
@@ -83,6 +84,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(configPlugin, { config })
   await app.register(errorHandlerPlugin)
   await app.register(validationPlugin)
+  await app.register(inputGuardPlugin)
   await app.register(dbPlugin)
   await app.register(metricsPlugin)
   await app.register(servicesPlugin)

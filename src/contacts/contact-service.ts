@@ -3,6 +3,7 @@
  * identities and its state per group. Consent itself is never written here: that is the ledger's
  * job (src/ledger/ledger-service.ts); contacts are created and merged only through it.
  */
+import { findUnstorable } from '../input/storable.js'
 import type { Sql } from '../db/sql.js'
 import { DomainError, badRequest, notFound } from '../errors/domain-error.js'
 
@@ -389,11 +390,14 @@ export async function patchContact(sql: Sql, workspaceId: string, rawId: string,
     if (v === null) unset.push(k)
     else set[k] = v
   }
+  // jsonb refuses NUL and would store an unpaired surrogate as U+FFFD: answer 400, not a driver
+  // error or a silent change (docs/input-rules.md).
+  const bad = findUnstorable(patch.attributes ?? {}, '/body/attributes')
+  if (bad.length > 0) throw badRequest('invalid_text', 'attributes hold text that cannot be stored', bad)
   const json = JSON.stringify(set)
-  // PostgreSQL's jsonb refuses NUL characters; answer 400 rather than a driver error.
-  if (json.length > ATTRIBUTES_MAX_BYTES || json.includes('\\u0000') || unset.some((k) => k.includes('\u0000'))) {
-    throw badRequest('invalid_attributes', `attributes must be at most ${ATTRIBUTES_MAX_BYTES} bytes of JSON without NUL characters`, [
-      { pointer: '/body/attributes', message: 'too large or contains NUL' },
+  if (json.length > ATTRIBUTES_MAX_BYTES) {
+    throw badRequest('invalid_attributes', `attributes must be at most ${ATTRIBUTES_MAX_BYTES} bytes of JSON`, [
+      { pointer: '/body/attributes', message: 'too large' },
     ])
   }
   const id = await requireLiveContact(sql, workspaceId, rawId, { lock: true })

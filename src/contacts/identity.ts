@@ -3,6 +3,7 @@
  * user id). A WhatsApp `wa_id` (`16505551234`, no plus) is the same phone as `+16505551234`.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max'
+import { unstorable } from '../input/storable.js'
 
 export type IdentityType = 'external_id' | 'phone' | 'bsuid'
 export const IDENTITY_TYPES: IdentityType[] = ['external_id', 'phone', 'bsuid']
@@ -37,7 +38,9 @@ export function normalizeIdentity(type: IdentityType, raw: string): string | nul
     }
     case 'external_id': {
       const v = raw.trim()
-      return v.length > 0 && v.length <= 512 ? v : null
+      // NUL cannot be stored; an unpaired surrogate would be stored as U+FFFD, so two distinct ids
+      // would become one identity and the stored value would differ from the hashed one.
+      return v.length > 0 && v.length <= 512 && unstorable(v) === undefined ? v : null
     }
   }
 }

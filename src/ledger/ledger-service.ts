@@ -16,6 +16,8 @@ import { normalizeIdentity, type Identity } from '../contacts/identity.js'
 import { flushPending, identityLockKeys, resolveContacts } from './contact-resolver.js'
 import { chainHash, GENESIS, isoString, type HashableEvent } from './hash-chain.js'
 import { recomputeProjection } from './projection.js'
+import { parseDateTime } from '../input/date-time.js'
+import { findUnstorable, MAX_DEPTH } from '../input/storable.js'
 import {
   METHODS,
   OVERRIDE_EVIDENCE_FIELDS,
@@ -137,9 +139,9 @@ function hasOverrideEvidence(c: Candidate): boolean {
 
 function toDate(v: Date | string | undefined, fallback: Date): Date | null {
   if (v === undefined) return fallback
-  const d = v instanceof Date ? v : new Date(v)
-  if (Number.isNaN(d.getTime())) return null
-  if (typeof v === 'string' && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(v)) return null
+  // Strings: strict RFC 3339 with calendar and range checks (2026-02-30 and year 0000 refused).
+  const d = v instanceof Date ? v : parseDateTime(v)
+  if (d === null || Number.isNaN(d.getTime())) return null
   // Stored and hashed with millisecond precision.
   return new Date(Math.floor(d.getTime()))
 }
@@ -171,9 +173,13 @@ function validate(item: AppendItem, index: number, receivedAt: Date, origin: Ori
   if (typeof evidence !== 'object' || evidence === null || Array.isArray(evidence)) {
     return reject('invalid_evidence', 'evidence must be a JSON object', '/evidence')
   }
+  // Before stringifying: a hostile depth must not reach recursive code. NUL and unpaired surrogates
+  // are refused, not repaired, so the hash covers exactly what jsonb stores (docs/input-rules.md).
+  const unstorable = findUnstorable(evidence, '/evidence', MAX_DEPTH, 1)[0]
+  if (unstorable) return reject('invalid_evidence', `evidence ${unstorable.message}`, unstorable.pointer)
   const evidenceJson = JSON.stringify(evidence)
-  if (evidenceJson.length > EVIDENCE_MAX_BYTES || evidenceJson.includes('\\u0000')) {
-    return reject('invalid_evidence', `evidence must be at most ${EVIDENCE_MAX_BYTES} bytes of JSON without NUL characters`, '/evidence')
+  if (evidenceJson.length > EVIDENCE_MAX_BYTES) {
+    return reject('invalid_evidence', `evidence must be at most ${EVIDENCE_MAX_BYTES} bytes of JSON`, '/evidence')
   }
   const identities = validateIdentities(item, memo)
   if (!Array.isArray(identities)) return identities

@@ -59,6 +59,21 @@ const DATABASE_UNAVAILABLE: Problem = {
   headers: { 'retry-after': String(DATABASE_RETRY_AFTER_S) },
 }
 
+/**
+ * PostgreSQL's class 22 "data exception" (22021 bad encoding / NUL in text, 22P05 NUL in jsonb,
+ * 22P02 bad literal, 22007/22008 bad or out-of-range datetime, 22003 numeric out of range, ...):
+ * the request carried a value the database cannot take. A safety net behind the request checks
+ * (plugins/input-guard.ts, the schemas): answered 400, never 500, and logged so the missing
+ * check can be added. The driver's message is not echoed.
+ */
+function dataExceptionOf(err: unknown): string | undefined {
+  for (let e = err, i = 0; e && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++) {
+    const { code, severity } = e as { code?: unknown; severity?: unknown }
+    if (typeof code === 'string' && typeof severity === 'string' && /^22[0-9A-Z]{3}$/.test(code)) return code
+  }
+  return undefined
+}
+
 export function toProblem(err: FastifyError | DomainError | Error): Problem {
   if (err instanceof DomainError) {
     return { status: err.statusCode, code: err.code, detail: err.message, errors: err.errors, headers: err.headers }
@@ -90,6 +105,10 @@ export function toProblem(err: FastifyError | DomainError | Error): Problem {
   }
   if (err instanceof SyntaxError) return { status: 400, code: 'malformed_json', detail: err.message }
   if (isConnectionError(err)) return DATABASE_UNAVAILABLE
+  const sqlState = dataExceptionOf(err)
+  if (sqlState) {
+    return { status: 400, code: 'invalid_value', detail: `A value in the request cannot be stored or compared (SQLSTATE ${sqlState}).` }
+  }
   const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500
   if (status === 429) return { status, code: 'rate_limited', detail: fe.message }
   if (status < 500) return { status, code: fe.code ? fe.code.toLowerCase() : 'bad_request', detail: fe.message }
@@ -135,6 +154,7 @@ export default fp(
       // An outage fails every request alike: one line each, without the stack.
       if (p.code === 'database_unavailable') request.log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'database unavailable')
       else if (p.status >= 500) request.log.error({ err }, 'request failed')
+      else if (p.code === 'invalid_value') request.log.warn({ err }, 'database refused a request value')
       else request.log.info({ code: p.code, status: p.status }, 'request rejected')
       return sendProblem(request, reply, p)
     })

@@ -3,6 +3,8 @@
  * - JSON bodies are validated strictly: no type coercion (`"1"` is not a number, `1` is not a
  *   string) and unknown fields are rejected, not silently stripped (STYLE P6);
  * - querystrings, params and headers arrive as text, so they are coerced (`?limit=10`).
+ * Both refuse non-finite numbers (`1e999` parses as Infinity) and check `date-time` strictly
+ * (calendar, years 0001-9999: src/input/date-time.ts); docs/input-rules.md has the rules.
  * Shared `$id` schemas are added to both so `$ref`s resolve.
  * A route schema may carry, under VALIDATE_AS, a looser schema that is what Fastify validates,
  * while the documented one stays what the OpenAPI document shows: the Braze batch routes check
@@ -12,6 +14,7 @@ import fp from 'fastify-plugin'
 import { Ajv, type Options } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { sharedSchemas } from '../schemas/common.js'
+import { isDateTime } from '../input/date-time.js'
 
 // ajv-formats is CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
@@ -26,8 +29,10 @@ export function validatedAs<T extends object>(documented: T, envelope: object): 
 }
 
 export function makeAjv(options: Options): Ajv {
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: true, strict: false, ...options })
+  // strict: false relaxes schema-authoring checks, and with them strictNumbers: set it back.
+  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: true, strict: false, strictNumbers: true, ...options })
   addFormats(ajv)
+  ajv.addFormat('date-time', { type: 'string', validate: isDateTime })
   for (const s of sharedSchemas) ajv.addSchema(s)
   return ajv
 }

@@ -27,7 +27,7 @@ export const CreateApiKeySchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     scopes: Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true }),
-    rate_limit_max: Type.Optional(Type.Integer({ minimum: 1, description: 'Override of RATE_LIMIT_MAX for this key' })),
+    rate_limit_max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Override of RATE_LIMIT_MAX for this key' })),
   },
   { additionalProperties: false },
 )

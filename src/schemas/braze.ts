@@ -266,7 +266,7 @@ export const UserStatusQuery = Type.Object(
     'phone[]': QueryIds("Braze's bracket spelling of phone"),
     ...queryEmails,
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 100, description: 'Groups per page' })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Groups to skip' })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Groups to skip' })),
   },
   { additionalProperties: false, description: `At most ${BRAZE_MAX_IDENTIFIERS} identifiers in all` },
 )

@@ -170,7 +170,7 @@ t.test('rejections map to problems and append nothing', async (t) => {
     { payload: { subscription_group_id: G, state: 'subscribed', occurred_at: future }, status: 400, code: 'occurred_at_in_future', pointer: '/body/occurred_at' },
     { payload: { subscription_group_id: G, state: 'subscribed', evidence: 'signed' }, status: 400, code: 'validation_failed' },
     { payload: { subscription_group_id: G, state: 'subscribed', source: 'api' }, status: 400, code: 'validation_failed', pointer: '/body/source' },
-    { payload: { subscription_group_id: G, state: 'subscribed', evidence: { ip: 'x\u0000' } }, status: 400, code: 'invalid_evidence' },
+    { payload: { subscription_group_id: G, state: 'subscribed', evidence: { ip: 'x\u0000' } }, status: 400, code: 'invalid_text', pointer: '/body/evidence/ip' },
     { payload: { subscription_group_id: G, state: 'unsubscribed' }, status: 404, code: 'not_found', url: `/contacts/${RANDOM_ID}/consent` },
     { payload: { subscription_group_id: G, state: 'unsubscribed' }, status: 404, code: 'not_found', url: `/contacts/nope/consent` },
   ]

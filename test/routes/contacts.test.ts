@@ -348,7 +348,8 @@ t.test('PATCH sets and removes attributes and tags; invalid patches change nothi
     [{ attributes: {} }, 'validation_failed'],
     [{ attributes: { '': 1 } }, 'validation_failed'],
     [{ attributes: 'plan=gold' }, 'validation_failed'],
-    [{ attributes: { plan: 'a\u0000b' } }, 'invalid_attributes'],
+    [{ attributes: { plan: 'a\u0000b' } }, 'invalid_text'],
+    [{ attributes: { plan: 'a\ud800b' } }, 'invalid_text'],
     [{ tags: { add: ['x', 'y'], remove: ['y'] } }, 'conflicting_tags'],
   ]
   for (const [payload, code] of invalid) {
