@@ -8,6 +8,7 @@
 import { Type } from '@fastify/type-provider-typebox'
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import { makeAjv } from '../plugins/validation.js'
+import { findUnstorable } from '../input/storable.js'
 import { StatusSetV2Item, TrackAttributesFields, TrackSubscriptionGroupSchema } from '../schemas/braze.js'
 
 export interface ItemProblem {
@@ -51,9 +52,29 @@ function problemOf(errors: ErrorObject[] | null | undefined, notAnObject: string
   return { type: TYPE_BY_FIELD[field] ?? 'INVALID_FIELD', message: `${path.join('.')} ${e.message ?? 'is invalid'}` }
 }
 
+/**
+ * Fields not looked at here: identifiers (the ledger refuses an unstorable one per identifier, with
+ * its own type) and a /users/track object's subscription_groups (each entry is checked alone).
+ */
+const NOT_TEXT_CHECKED = new Set(['external_id', 'external_ids', 'phone', 'phones', 'bsuid', 'subscription_groups'])
+
+/**
+ * Text that cannot be stored exactly (NUL, unpaired surrogate) in an attribute, evidence or other
+ * field of the item (docs/input-rules.md): the item is refused, never repaired.
+ */
+function unstorableProblem(value: unknown): ItemProblem | null {
+  if (value === null || typeof value !== 'object') return null
+  for (const [field, v] of Object.entries(value)) {
+    if (NOT_TEXT_CHECKED.has(field)) continue
+    const found = findUnstorable({ [field]: v }, '', Infinity, 1)[0]
+    if (found) return { type: TYPE_BY_FIELD[field] ?? 'INVALID_TEXT', message: `${found.pointer.slice(1).replaceAll('/', '.')} ${found.message}` }
+  }
+  return null
+}
+
 function checker(schema: object, notAnObject: string) {
   const validate: ValidateFunction = ajv.compile(schema)
-  return (value: unknown): ItemProblem | null => (validate(value) ? null : problemOf(validate.errors, notAnObject))
+  return (value: unknown): ItemProblem | null => (validate(value) ? unstorableProblem(value) : problemOf(validate.errors, notAnObject))
 }
 
 /** A `/users/track` subscription_groups entry. */

@@ -28,7 +28,10 @@ export function normalizePhone(input: string): string | null {
 const BSUID = /^[A-Z]{2}\.[0-9A-Za-z]{1,64}$/
 
 export function normalizeIdentity(type: IdentityType, raw: string): string | null {
-  if (typeof raw !== 'string') return null
+  // NUL cannot be stored; an unpaired surrogate would be stored as U+FFFD, so two distinct ids would
+  // become one identity and the stored value would differ from the hashed one. Refused for every
+  // type, even where a phone parser would skip the character (docs/input-rules.md).
+  if (typeof raw !== 'string' || unstorable(raw) !== undefined) return null
   switch (type) {
     case 'phone':
       return normalizePhone(raw)
@@ -38,9 +41,7 @@ export function normalizeIdentity(type: IdentityType, raw: string): string | nul
     }
     case 'external_id': {
       const v = raw.trim()
-      // NUL cannot be stored; an unpaired surrogate would be stored as U+FFFD, so two distinct ids
-      // would become one identity and the stored value would differ from the hashed one.
-      return v.length > 0 && v.length <= 512 && unstorable(v) === undefined ? v : null
+      return v.length > 0 && v.length <= 512 ? v : null
     }
   }
 }

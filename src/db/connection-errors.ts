@@ -8,8 +8,12 @@
 
 const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND'])
 
-/** admin_shutdown, crash_shutdown, cannot_connect_now, the connection exception class, too_many_connections. */
-const SQLSTATE = /^(57P0[1-3]|08[0-9A-Z]{3}|53300)$/
+/**
+ * admin_shutdown, crash_shutdown, cannot_connect_now, the connection exception class, too_many_connections.
+ * Not 08P01 (protocol_violation): the server answers it to a query text holding a NUL character,
+ * on a connection that stays usable; it is a bad request value, not an outage.
+ */
+const SQLSTATE = /^(57P0[1-3]|08(?!P01)[0-9A-Z]{3}|53300)$/
 
 /** node-postgres and pg-pool raise these as plain Errors, without a code. */
 const MESSAGES =

@@ -61,15 +61,16 @@ const DATABASE_UNAVAILABLE: Problem = {
 
 /**
  * PostgreSQL's class 22 "data exception" (22021 bad encoding / NUL in text, 22P05 NUL in jsonb,
- * 22P02 bad literal, 22007/22008 bad or out-of-range datetime, 22003 numeric out of range, ...):
- * the request carried a value the database cannot take. A safety net behind the request checks
+ * 22P02 bad literal, 22007/22008 bad or out-of-range datetime, 22003 numeric out of range, ...),
+ * and 08P01, which the server answers when a NUL reaches a query's text: the request carried a
+ * value the database cannot take. A safety net behind the request checks
  * (plugins/input-guard.ts, the schemas): answered 400, never 500, and logged so the missing
  * check can be added. The driver's message is not echoed.
  */
 function dataExceptionOf(err: unknown): string | undefined {
   for (let e = err, i = 0; e && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++) {
     const { code, severity } = e as { code?: unknown; severity?: unknown }
-    if (typeof code === 'string' && typeof severity === 'string' && /^22[0-9A-Z]{3}$/.test(code)) return code
+    if (typeof code === 'string' && typeof severity === 'string' && /^(22[0-9A-Z]{3}|08P01)$/.test(code)) return code
   }
   return undefined
 }

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.js'
 import { toProblem } from '../../src/plugins/error-handler.js'
+import { isConnectionError } from '../../src/db/connection-errors.js'
 
 t.test('real PostgreSQL data exceptions map to 400 invalid_value', async (t) => {
   const ta = await buildTestApp(t)
@@ -28,6 +29,13 @@ t.test('real PostgreSQL data exceptions map to 400 invalid_value', async (t) => 
     t.match(p.detail, /SQLSTATE 22/)
     t.notMatch(p.detail, String((err as Error).message), 'the driver message is not echoed')
   }
+  // A NUL inlined into a query's text: the server answers 08P01 and the connection stays usable.
+  // Not an outage (503, retried forever), a bad value.
+  const proto = (await sql.query(`SELECT 'a\u0000b'`).catch((e: unknown) => e)) as { code?: string }
+  t.equal(proto.code, '08P01')
+  t.equal(isConnectionError(proto), false)
+  t.match(toProblem(proto as Error), { status: 400, code: 'invalid_value' })
+  t.same(await sql.query(`SELECT 1 AS one`), [{ one: 1 }], 'the pool still serves')
   // Wrapped (an error whose cause is the driver's) is recognised too.
   const inner = await sql.query(`SELECT $1::int`, ['x']).catch((e: unknown) => e)
   t.equal(toProblem(new Error('append failed', { cause: inner })).status, 400)

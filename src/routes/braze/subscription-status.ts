@@ -88,7 +88,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/subscription/status/set',
     {
-      config: { scope: 'consent:write', errorShape: 'braze' },
+      config: { scope: 'consent:write', errorShape: 'braze', inputGuard: 'envelope' },
       schema: {
         tags,
         summary: 'Braze v1: set one subscription group state for up to 50 users',
@@ -160,7 +160,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v2/subscription/status/set',
     {
-      config: { scope: 'consent:write', errorShape: 'braze' },
+      config: { scope: 'consent:write', errorShape: 'braze', inputGuard: 'envelope' },
       schema: {
         tags,
         summary: 'Braze v2: set several subscription groups, up to 50 users each',

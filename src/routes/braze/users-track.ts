@@ -122,7 +122,7 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/users/track',
     {
-      config: { scope: 'consent:write', errorShape: 'braze' },
+      config: { scope: 'consent:write', errorShape: 'braze', inputGuard: 'envelope' },
       schema: {
         tags: ['braze'],
         summary: 'Braze /users/track: attributes and subscription-group changes',
