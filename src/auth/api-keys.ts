@@ -106,9 +106,15 @@ export function createApiKeyService(sql: Sql) {
       .catch(() => touched.delete(p.keyId))
   }
 
-  async function create(workspaceId: string, name: string, scopes: string[], opts: { isRoot?: boolean; key?: string; rateLimitMax?: number | null } = {}) {
+  /** `opts.tx`: create inside the caller's transaction (an Idempotency-Key's work). */
+  async function create(
+    workspaceId: string,
+    name: string,
+    scopes: string[],
+    opts: { isRoot?: boolean; key?: string; rateLimitMax?: number | null; tx?: Sql } = {},
+  ) {
     const gen = opts.key ? { key: opts.key, prefix: prefixOf(opts.key), hash: sha256(opts.key) } : generateKey()
-    const [row] = await sql.query<ApiKeyRow>(
+    const [row] = await (opts.tx ?? sql).query<ApiKeyRow>(
       `INSERT INTO api_keys (workspace_id, name, prefix, key_hash, scopes, is_root, rate_limit_max)
        VALUES ($1, $2, $3, $4, $5::text[], $6, $7) RETURNING ${PUBLIC_COLUMNS}`,
       [workspaceId, name, gen.prefix, gen.hash, [...new Set(scopes)], opts.isRoot ?? false, opts.rateLimitMax ?? null],

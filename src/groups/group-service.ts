@@ -5,6 +5,7 @@
  */
 import { and, asc, eq, isNull, sql as dsql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
+import type { Sql } from '../db/sql.js'
 import { consentEvents, subscriptionGroups } from '../db/schema.js'
 import { conflict, notFound } from '../errors/domain-error.js'
 
@@ -30,6 +31,18 @@ export function toGroupDto(g: GroupRow) {
     updated_at: g.updatedAt.toISOString(),
     archived_at: g.archivedAt ? g.archivedAt.toISOString() : null,
   }
+}
+
+/** Creates a group inside the caller's transaction (an Idempotency-Key's work and its stored answer commit together). */
+export async function insertGroup(tx: Sql, workspaceId: string, input: GroupInput): Promise<GroupRow> {
+  const [g] = await tx.query<GroupRow>(
+    `INSERT INTO subscription_groups (workspace_id, name, channel, category, phone_number_id, requires_opt_in)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     RETURNING workspace_id AS "workspaceId", id, name, channel, category, phone_number_id AS "phoneNumberId",
+               requires_opt_in AS "requiresOptIn", created_at AS "createdAt", updated_at AS "updatedAt", archived_at AS "archivedAt"`,
+    [workspaceId, input.name, input.channel, input.category, input.phone_number_id ?? null, input.requires_opt_in ?? true],
+  )
+  return { ...g!, createdAt: new Date(g!.createdAt), updatedAt: new Date(g!.updatedAt), archivedAt: g!.archivedAt ? new Date(g!.archivedAt) : null }
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

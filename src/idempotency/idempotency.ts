@@ -17,6 +17,11 @@ import { badRequest, conflict, unprocessable } from '../errors/domain-error.js'
 export interface IdempotentResult {
   statusCode: number
   body: unknown
+  /**
+   * What a replay answers when it must differ from the first answer: a secret shown once (a new API
+   * key) is not kept in the store, so its replay leaves it out. Default: `body`.
+   */
+  replayBody?: unknown
 }
 
 export interface IdempotentRequest {
@@ -35,7 +40,7 @@ export function createIdempotency(sql: Sql, ttlHours: number) {
   async function run(req: IdempotentRequest, work: (tx: Sql) => Promise<IdempotentResult>): Promise<Outcome> {
     if (req.key === undefined) {
       const r = await sql.tx(work)
-      return { ...r, replayed: false }
+      return { statusCode: r.statusCode, body: r.body, replayed: false }
     }
     if (!KEY.test(req.key)) throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters')
     const key = req.key
@@ -63,9 +68,9 @@ export function createIdempotency(sql: Sql, ttlHours: number) {
          ON CONFLICT (workspace_id, key) DO UPDATE
             SET fingerprint = excluded.fingerprint, status_code = excluded.status_code,
                 response_body = excluded.response_body, created_at = now()`,
-        [req.workspaceId, key, fingerprint, result.statusCode, JSON.stringify(result.body)],
+        [req.workspaceId, key, fingerprint, result.statusCode, JSON.stringify(result.replayBody ?? result.body)],
       )
-      return { ...result, replayed: false }
+      return { statusCode: result.statusCode, body: result.body, replayed: false }
     })
   }
   return { run }

@@ -21,7 +21,11 @@ export const ApiKeySchema = Type.Object({
 })
 export const CreatedApiKeySchema = Type.Intersect([
   ApiKeySchema,
-  Type.Object({ key: Type.String({ description: 'The secret key. Shown once; only its hash is stored.' }) }),
+  Type.Object({
+    key: Type.Optional(
+      Type.String({ description: 'The secret key. Shown once, in the first answer; only its hash is stored (an Idempotency-Key replay leaves it out).' }),
+    ),
+  }),
 ])
 export const CreateApiKeySchema = Type.Object(
   {

@@ -3,15 +3,29 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@fastify/type-provider-typebox'
 import { CreateGroupSchema, GroupSchema, PatchGroupSchema } from '../../schemas/admin.js'
 import { IdParams, errorResponses } from '../../schemas/common.js'
-import { toGroupDto } from '../../groups/group-service.js'
+import { insertGroup, toGroupDto } from '../../groups/group-service.js'
+import { replyIdempotent } from '../idempotent-reply.js'
 
 const groups: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['subscription groups']
 
   app.post(
     '/subscription-groups',
-    { config: { scope: 'admin' }, schema: { tags, summary: 'Create a subscription group', body: CreateGroupSchema, response: { 201: GroupSchema, ...errorResponses() } } },
-    async (request, reply) => reply.code(201).send(toGroupDto(await app.groups.create(request.principal.workspaceId, request.body))),
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Create a subscription group',
+        description: 'Accepts `Idempotency-Key`: the same key and body answers the first answer again and creates nothing; another body with it is 422.',
+        body: CreateGroupSchema,
+        response: { 201: GroupSchema, ...errorResponses(409, 422) },
+      },
+    },
+    async (request, reply) =>
+      replyIdempotent(app, request, reply, async (tx) => ({
+        statusCode: 201,
+        body: toGroupDto(await insertGroup(tx, request.principal.workspaceId, request.body)),
+      })),
   )
 
   app.get(

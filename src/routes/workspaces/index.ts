@@ -4,7 +4,8 @@ import { Type } from '@fastify/type-provider-typebox'
 import { CreateApiKeySchema, CreateWorkspaceSchema, CreatedApiKeySchema, WorkspaceSchema } from '../../schemas/admin.js'
 import { IdParams, errorResponses } from '../../schemas/common.js'
 import { notFound } from '../../errors/domain-error.js'
-import { toApiKeyDto } from '../api-keys/index.js'
+import { CREATE_KEY_IDEMPOTENCY, createdKey } from '../api-keys/index.js'
+import { replyIdempotent } from '../idempotent-reply.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const toDto = (w: { id: string; name: string; created_at: Date }) => ({ id: w.id, name: w.name, created_at: new Date(w.created_at).toISOString() })
@@ -16,19 +17,23 @@ const workspaces: FastifyPluginAsyncTypebox = async (app) => {
     '/workspaces',
     {
       config: { root: true },
-      schema: { tags: ['administration'], summary: 'Create a workspace (root key only)', body: CreateWorkspaceSchema, response: { 201: WorkspaceSchema, ...errorResponses() } },
+      schema: {
+        tags: ['administration'],
+        summary: 'Create a workspace (root key only)',
+        description: 'Accepts `Idempotency-Key` (scoped to the root key\'s workspace): the same key and body answers the first answer again; another body with it is 422.',
+        body: CreateWorkspaceSchema,
+        response: { 201: WorkspaceSchema, ...errorResponses(409, 422) },
+      },
     },
-    async (request, reply) => {
-      const w = await sql.tx(async (tx) => {
+    async (request, reply) =>
+      replyIdempotent(app, request, reply, async (tx) => {
         const [w] = await tx.query<{ id: string; name: string; created_at: Date }>(
           `INSERT INTO workspaces (name) VALUES ($1) RETURNING id, name, created_at`,
           [request.body.name],
         )
         await tx.query(`INSERT INTO workspace_settings (workspace_id) VALUES ($1)`, [w!.id])
-        return w!
-      })
-      return reply.code(201).send(toDto(w))
-    },
+        return { statusCode: 201, body: toDto(w!) }
+      }),
   )
 
   app.get(
@@ -49,16 +54,18 @@ const workspaces: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Create an API key in a workspace (root key only)',
         params: IdParams,
         body: CreateApiKeySchema,
-        response: { 201: CreatedApiKeySchema, ...errorResponses(404) },
+        description: CREATE_KEY_IDEMPOTENCY,
+        response: { 201: CreatedApiKeySchema, ...errorResponses(404, 409, 422) },
       },
     },
     async (request, reply) => {
       const id = request.params.id
       if (!UUID.test(id)) throw notFound('workspace')
-      const [w] = await sql.query(`SELECT 1 FROM workspaces WHERE id = $1`, [id])
-      if (!w) throw notFound('workspace')
-      const k = await app.apiKeys.create(id.toLowerCase(), request.body.name, request.body.scopes, { rateLimitMax: request.body.rate_limit_max })
-      return reply.code(201).send({ ...toApiKeyDto(k), key: k.key })
+      return replyIdempotent(app, request, reply, async (tx) => {
+        const [w] = await tx.query(`SELECT 1 FROM workspaces WHERE id = $1`, [id])
+        if (!w) throw notFound('workspace')
+        return createdKey(await app.apiKeys.create(id.toLowerCase(), request.body.name, request.body.scopes, { rateLimitMax: request.body.rate_limit_max, tx }))
+      })
     },
   )
 }
