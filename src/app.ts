@@ -35,6 +35,7 @@ import whatsappWebhookRoutes from './routes/webhooks/whatsapp.js'
 import whatsappInboxRoutes from './routes/webhooks/inbox.js'
 import whatsappNumberRoutes from './routes/whatsapp-numbers/index.js'
 import keywordSettingsRoutes from './routes/settings/keywords.js'
+import whatsappSettingsRoutes from './routes/settings/whatsapp.js'
 import auditPlugin from './audit/plugin.js'
 import auditRoutes from './routes/audit/index.js'
 
@@ -106,6 +107,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(whatsappInboxRoutes)
   await app.register(whatsappNumberRoutes)
   await app.register(keywordSettingsRoutes)
+  await app.register(whatsappSettingsRoutes)
   await app.register(auditPlugin)
   await app.register(auditRoutes)
   await app.register(importPlugin, { batchSize: config.IMPORT_BATCH_SIZE })

@@ -11,6 +11,7 @@ import { sql } from 'drizzle-orm'
 import {
   bigint,
   boolean,
+  check,
   index,
   integer,
   jsonb,
@@ -41,6 +42,9 @@ export const workspaceSettings = pgTable('workspace_settings', {
   requireEvidenceToOverrideOptOut: boolean('require_evidence_to_override_opt_out').notNull().default(true),
   /** Keyword rules (DESIGN §5); null means the defaults. */
   keywords: jsonb('keywords'),
+  /** The workspace's own Meta app secrets (webhooks at /webhooks/whatsapp/{id}; docs/webhook.md). */
+  whatsappAppSecrets: text('whatsapp_app_secrets').array().notNull().default(sql`'{}'::text[]`),
+  whatsappVerifyToken: text('whatsapp_verify_token'),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 })
 
@@ -266,8 +270,17 @@ export const whatsappNumbers = pgTable(
     phoneNumberId: text('phone_number_id').notNull(),
     displayPhoneNumber: text('display_phone_number'),
     createdAt: ts('created_at').notNull().defaultNow(),
+    /** operator: receives the operator app's payloads; workspace: a claim, receives its own app's only. */
+    mappedBy: text('mapped_by').notNull().default('operator'),
+    /** When the mapping was proven: made by the operator, or named by the workspace's own signed payload. */
+    verifiedAt: ts('verified_at'),
   },
-  (t) => [primaryKey({ columns: [t.workspaceId, t.phoneNumberId] }), uniqueIndex('whatsapp_numbers_phone_number_id_key').on(t.phoneNumberId)],
+  (t) => [
+    primaryKey({ columns: [t.workspaceId, t.phoneNumberId] }),
+    // One operator mapping per number; claims by workspaces are not exclusive (migration 0017).
+    uniqueIndex('whatsapp_numbers_operator_key').on(t.phoneNumberId).where(sql`${t.mappedBy} = 'operator'`),
+    check('whatsapp_numbers_mapped_by_check', sql`${t.mappedBy} in ('operator', 'workspace')`),
+  ],
 )
 
 /**
@@ -292,8 +305,16 @@ export const webhookInbox = pgTable(
     lastError: text('last_error'),
     processedAt: ts('processed_at'),
     updatedAt: ts('updated_at').notNull().defaultNow(),
+    /** The workspace whose own webhook URL received it (its own Meta app); null: the operator's URL. */
+    workspaceId: uuid('workspace_id').references(() => workspaces.id),
+    /** Set only by migration 0016 on copies stored before replays were deduplicated. */
+    legacyDuplicateOf: bigint('legacy_duplicate_of', { mode: 'bigint' }),
   },
-  (t) => [index('webhook_inbox_status_idx').on(t.status, t.id)],
+  (t) => [
+    index('webhook_inbox_status_idx').on(t.status, t.id),
+    // A replayed body is stored once per tenancy (NULLS NOT DISTINCT, migration 0016).
+    uniqueIndex('webhook_inbox_body_key').on(t.workspaceId, t.bodySha256).where(sql`${t.legacyDuplicateOf} is null`),
+  ],
 )
 
 /**

@@ -62,6 +62,13 @@ export const WhatsAppNumberSchema = Type.Object({
   phone_number_id: Type.String(),
   display_phone_number: Type.Union([Type.String(), Type.Null()]),
   created_at: DateTime,
+  mapped_by: Type.Union([Type.Literal('operator'), Type.Literal('workspace')], {
+    description: "operator: receives the webhooks signed with the operator's app secret; workspace: a claim, receives only those signed with this workspace's own app secret",
+  }),
+  status: Type.Union([Type.Literal('verified'), Type.Literal('pending')], {
+    description: "verified: mapped by the operator, or a payload signed with this workspace's own app secret named it; pending: not yet",
+  }),
+  verified_at: Type.Union([DateTime, Type.Null()]),
 })
 
 export const CreateWhatsAppNumberSchema = Type.Object(

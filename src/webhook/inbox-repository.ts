@@ -13,12 +13,16 @@
  *   failed     processing threw, the JSON is malformed, or the ledger rejected an item (e.g. an
  *              invalid phone); kept, listed, replayable
  *
- * Visibility (no cross-workspace leak, DESIGN §1): a row has no workspace of its own; a caller sees
- * a row when it names a number mapped to the caller's workspace, and then only the changes of its
- * own numbers. Payloads naming a number that is mapped NOWHERE (and payloads without any number,
- * e.g. malformed JSON) belong to no tenant yet: only the root key (the operator) sees those. For
- * other callers `unmapped` reads as `processed`: their part of the row is done, and whether some
- * other number is mapped is none of their business.
+ * Visibility (no cross-workspace leak, DESIGN §1; tenancy in docs/webhook.md). A row that came
+ * through a workspace's own webhook URL (`workspace_id`, signed with that workspace's own app
+ * secret) is that workspace's alone, whole. A row that came through the operator's URL has no
+ * workspace of its own: a caller sees it when it names a number the operator mapped to the
+ * caller's workspace, and then only the changes of its own numbers (a workspace's own claims do
+ * not count: they never receive the operator's payloads). Operator payloads naming a number the
+ * operator mapped NOWHERE (and those without any number, e.g. malformed JSON) belong to no tenant
+ * yet: only the root key (the operator) sees those. For other callers `unmapped` reads as
+ * `processed`: their part of the row is done, and whether some other number is mapped is none of
+ * their business.
  */
 import type { Sql } from '../db/sql.js'
 import { createGroupCommit, type Settled } from '../db/group-commit.js'
@@ -40,6 +44,8 @@ export interface InboxRow {
   attempts: number
   last_error: string | null
   processed_at: Date | null
+  /** The workspace whose own webhook URL received it; null: the operator's URL. */
+  workspace_id: string | null
 }
 
 /** Routing of a row's numbers, read with its lock (see lockForProcessing). */
@@ -54,20 +60,27 @@ export interface Viewer {
   isRoot: boolean
 }
 
-const COLUMNS = `i.id::text AS id, i.received_at, i.raw_body, i.body_sha256, i.status, i.phone_number_ids, i.attempts, i.last_error, i.processed_at`
+const COLUMNS = `i.id::text AS id, i.received_at, i.raw_body, i.body_sha256, i.status, i.phone_number_ids, i.attempts, i.last_error, i.processed_at, i.workspace_id::text AS workspace_id`
 
-/** What processing a row needs: its numbers' workspaces, keyword settings and active WhatsApp groups (migration 0010). */
-const ROUTING = `webhook_routing(i.phone_number_ids)`
+/**
+ * What processing a row needs: its numbers' workspaces, keyword settings and active WhatsApp
+ * groups, by the URL it came through (migrations 0010, 0017).
+ */
+const ROUTING = `webhook_routing(i.phone_number_ids, i.workspace_id)`
+
+/** A mapping `w` that receives row `i`'s payloads (see the header). */
+const ROUTES_ROW = `(CASE WHEN i.workspace_id IS NULL THEN w.mapped_by = 'operator' ELSE w.workspace_id = i.workspace_id END)`
 
 /** $1 = workspace id, $2 = is root. True when the viewer may see row `i`. */
 const VISIBLE = `(
-  i.phone_number_ids && ARRAY(SELECT w.phone_number_id FROM whatsapp_numbers w WHERE w.workspace_id = $1)
+  CASE WHEN i.workspace_id IS NOT NULL THEN i.workspace_id = $1 ELSE (
+  i.phone_number_ids && ARRAY(SELECT w.phone_number_id FROM whatsapp_numbers w WHERE w.workspace_id = $1 AND w.mapped_by = 'operator')
   OR ($2::bool AND (cardinality(i.phone_number_ids) = 0 OR EXISTS (
         SELECT 1 FROM unnest(i.phone_number_ids) AS n(id)
-         WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id)))))`
+         WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id AND w.mapped_by = 'operator'))))) END)`
 
 /** The status as the viewer sees it (see the header). */
-const EFFECTIVE_STATUS = `CASE WHEN i.status = 'unmapped' AND NOT $2::bool THEN 'processed' ELSE i.status END`
+const EFFECTIVE_STATUS = `CASE WHEN i.status = 'unmapped' AND NOT $2::bool AND i.workspace_id IS NULL THEN 'processed' ELSE i.status END`
 
 interface NewRow {
   raw: string
@@ -75,6 +88,15 @@ interface NewRow {
   phoneNumberIds: string[]
   status: InboxStatus
   lastError: string | null
+  /** The workspace whose own webhook URL received it; null: the operator's URL. */
+  workspaceId: string | null
+}
+
+/** An insert's answer: the row's id and status, and whether the body was already stored (a replay). */
+export interface Stored {
+  id: string
+  status: InboxStatus
+  duplicate: boolean
 }
 
 export interface InboxOptions {
@@ -84,44 +106,82 @@ export interface InboxOptions {
   groupMax?: number
 }
 
+/**
+ * A replayed body (same bytes, same tenancy) is not stored again: the unique index
+ * webhook_inbox_body_key (migration 0016) makes the INSERT do nothing, and the caller gets the row
+ * stored first.
+ */
 const insertOne = (sql: Sql, r: NewRow) =>
-  sql.query<{ id: string }>(
-    `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status, last_error) VALUES ($1, $2, $3::text[], $4, $5) RETURNING id::text AS id`,
-    [r.raw, r.sha256, r.phoneNumberIds, r.status, r.lastError],
+  sql.query<{ id: string; status: InboxStatus }>(
+    `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status, last_error, workspace_id) VALUES ($1, $2, $3::text[], $4, $5, $6)
+     ON CONFLICT DO NOTHING RETURNING id::text AS id, status`,
+    [r.raw, r.sha256, r.phoneNumberIds, r.status, r.lastError, r.workspaceId],
   )
+
+/**
+ * The rows already stored for replayed bodies. Read in a statement of its own, after the INSERT:
+ * the INSERT's snapshot may predate the row it conflicted with (committed meanwhile by another
+ * request, or earlier in the same grouped statement).
+ */
+async function storedFirst(sql: Sql, rows: NewRow[]): Promise<Map<string, { id: string; status: InboxStatus }>> {
+  const found = await sql.query<{ id: string; status: InboxStatus; sha: string; ws: string | null }>(
+    `SELECT i.id::text AS id, i.status, i.body_sha256 AS sha, i.workspace_id::text AS ws FROM webhook_inbox i
+      WHERE i.body_sha256 = ANY($1::text[]) AND i.legacy_duplicate_of IS NULL`,
+    [rows.map((r) => r.sha256)],
+  )
+  return new Map(found.map((f) => [`${f.ws ?? ''}|${f.sha}`, { id: f.id, status: f.status }]))
+}
+
+const keyOf = (r: NewRow) => `${r.workspaceId ?? ''}|${r.sha256}`
+
+/** Fills in the replays of `rows` (null in `answers`) with the rows stored first. */
+async function resolveReplays(sql: Sql, rows: NewRow[], answers: ({ id: string; status: InboxStatus } | null)[]): Promise<Settled<Stored>[]> {
+  const replays = rows.filter((_, i) => answers[i] === null)
+  const first = replays.length > 0 ? await storedFirst(sql, replays) : new Map()
+  return answers.map((a, i): Settled<Stored> => {
+    if (a) return { ok: true, value: { ...a, duplicate: false } }
+    const f = first.get(keyOf(rows[i]!))
+    return f ? { ok: true, value: { ...f, duplicate: true } } : { ok: false, error: new Error('webhook inbox: a replayed body has no stored row') }
+  })
+}
 
 /**
  * Several payloads in ONE autocommit INSERT: one round trip and one commit (one WAL flush) for
  * payloads that arrived while the previous inserts were running. Ids are drawn in arrival order.
  * If the statement fails, each payload is inserted alone, so one cannot fail another.
  */
-async function insertMany(sql: Sql, rows: NewRow[]): Promise<Settled<string>[]> {
+async function insertMany(sql: Sql, rows: NewRow[]): Promise<Settled<Stored>[]> {
   if (rows.length > 1) {
+    let answers: ({ id: string; status: InboxStatus } | null)[] | null = null
     try {
-      const ids = await sql.query<{ id: string }>(
+      const out = await sql.query<{ id: string | null; status: InboxStatus | null }>(
         `WITH x AS (SELECT nextval('webhook_inbox_id_seq') AS id, u.*
-                      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(raw, sha, numbers, status, err, ord)),
-              ins AS (INSERT INTO webhook_inbox (id, raw_body, body_sha256, phone_number_ids, status, last_error) OVERRIDING SYSTEM VALUE
-                      SELECT x.id, x.raw, x.sha, ARRAY(SELECT json_array_elements_text(x.numbers::json)), x.status, x.err FROM x)
-         SELECT id::text AS id FROM x ORDER BY ord`,
+                      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[]) WITH ORDINALITY AS u(raw, sha, numbers, status, err, ws, ord)),
+              ins AS (INSERT INTO webhook_inbox (id, raw_body, body_sha256, phone_number_ids, status, last_error, workspace_id) OVERRIDING SYSTEM VALUE
+                      SELECT x.id, x.raw, x.sha, ARRAY(SELECT json_array_elements_text(x.numbers::json)), x.status, x.err, x.ws FROM x
+                      ON CONFLICT DO NOTHING RETURNING id, status)
+         SELECT ins.id::text AS id, ins.status FROM x LEFT JOIN ins ON ins.id = x.id ORDER BY x.ord`,
         [
           rows.map((r) => r.raw),
           rows.map((r) => r.sha256),
           rows.map((r) => JSON.stringify(r.phoneNumberIds)),
           rows.map((r) => r.status),
           rows.map((r) => r.lastError),
+          rows.map((r) => r.workspaceId),
         ],
         'inbox-insert-many',
       )
-      return ids.map((r) => ({ ok: true, value: r.id }))
+      answers = out.map((r) => (r.id === null ? null : { id: r.id, status: r.status! }))
     } catch {
       // each alone, below
     }
+    if (answers) return resolveReplays(sql, rows, answers)
   }
-  const out: Settled<string>[] = []
+  const out: Settled<Stored>[] = []
   for (const r of rows) {
     try {
-      out.push({ ok: true, value: (await insertOne(sql, r))[0]!.id })
+      const [row] = await insertOne(sql, r)
+      out.push(...(await resolveReplays(sql, [r], [row ?? null])))
     } catch (error) {
       out.push({ ok: false, error })
     }
@@ -130,7 +190,7 @@ async function insertMany(sql: Sql, rows: NewRow[]): Promise<Settled<string>[]> 
 }
 
 export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
-  const inserts = createGroupCommit<NewRow, string>({
+  const inserts = createGroupCommit<NewRow, Stored>({
     concurrency: opts.groupConcurrency ?? 0,
     maxSize: opts.groupMax ?? 100,
     run: (rows) => insertMany(sql, rows),
@@ -138,10 +198,18 @@ export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
   return {
     /**
      * Commits the raw payload (autocommit; grouped with payloads arriving meanwhile, see
-     * insertMany) and returns its id once committed.
+     * insertMany) and answers its row once committed; a body already stored for the same tenancy
+     * answers that row (`duplicate`), and nothing is stored again.
      */
-    insert(raw: string, sha256: string, phoneNumberIds: string[], status: InboxStatus = 'pending', lastError: string | null = null): Promise<string> {
-      return inserts.submit({ raw, sha256, phoneNumberIds, status, lastError })
+    insert(
+      raw: string,
+      sha256: string,
+      phoneNumberIds: string[],
+      status: InboxStatus = 'pending',
+      lastError: string | null = null,
+      workspaceId: string | null = null,
+    ): Promise<Stored> {
+      return inserts.submit({ raw, sha256, phoneNumberIds, status, lastError, workspaceId })
     },
 
     /** Resolves once every insert submitted so far is answered (shutdown). */
@@ -244,7 +312,7 @@ export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
               `SELECT i.id::text AS id FROM webhook_inbox i
                 WHERE i.status = 'unmapped'
                   AND NOT EXISTS (SELECT 1 FROM unnest(i.phone_number_ids) AS n(id)
-                                   WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id))
+                                   WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id AND ${ROUTES_ROW}))
                 ORDER BY i.id LIMIT $1`,
               [limit],
             )
@@ -294,12 +362,16 @@ export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
       )
     },
 
-    /** The numbers a viewer may see in a row: its own, and (root) numbers mapped nowhere. */
-    async visibleNumbers(viewer: Viewer, numbers: string[]): Promise<Set<string>> {
+    /**
+     * The numbers a viewer may see in a row: all of a row that came through its own URL; of an
+     * operator row, the numbers the operator mapped to it and (root) those mapped nowhere.
+     */
+    async visibleNumbers(viewer: Viewer, numbers: string[], row: Pick<InboxRow, 'workspace_id'>): Promise<Set<string>> {
       if (numbers.length === 0) return new Set()
+      if (row.workspace_id !== null) return new Set(row.workspace_id === viewer.workspaceId ? numbers : [])
       const rows = await sql.query<{ id: string }>(
         `SELECT n.id FROM unnest($3::text[]) AS n(id)
-           LEFT JOIN whatsapp_numbers w ON w.phone_number_id = n.id
+           LEFT JOIN whatsapp_numbers w ON w.phone_number_id = n.id AND w.mapped_by = 'operator'
           WHERE w.workspace_id = $1 OR (w.workspace_id IS NULL AND $2::bool)`,
         [viewer.workspaceId, viewer.isRoot, numbers],
       )

@@ -84,6 +84,8 @@ const QUALIFIES: Record<ProcessMode, InboxStatus[] | null> = {
 export interface ProcessContext {
   requestId?: string
   log: FastifyBaseLogger
+  /** receive: the workspace whose own webhook URL received the payload (absent: the operator's URL). */
+  workspaceId?: string
 }
 
 interface GroupInfo {
@@ -154,11 +156,14 @@ export function createWebhookProcessor(
     try {
       payload = JSON.parse(text)
     } catch {
-      const id = await inbox.insert(text, digest, [], 'failed', 'malformed_json: the body is not valid JSON')
-      deps.onStatus?.('failed')
-      return { id, status: 'failed' }
+      const stored = await inbox.insert(text, digest, [], 'failed', 'malformed_json: the body is not valid JSON', ctx.workspaceId ?? null)
+      if (!stored.duplicate) deps.onStatus?.('failed')
+      return { id: stored.id, status: stored.status }
     }
-    const id = await inbox.insert(text, digest, phoneNumberIdsOf(payload))
+    const stored = await inbox.insert(text, digest, phoneNumberIdsOf(payload), 'pending', null, ctx.workspaceId ?? null)
+    // A replayed body is stored once: its first row answers (the sweep finishes it if still pending).
+    if (stored.duplicate) return { id: stored.id, status: stored.status }
+    const id = stored.id
     // In arrival order: while rows wait in the queue, a new row joins them rather than overtake.
     if (inline >= inlineMax || queue.length > 0 || draining) {
       queue.push({ id, ctx })

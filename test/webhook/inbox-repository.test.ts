@@ -20,9 +20,11 @@ t.test('grouped inbox inserts', async (t) => {
     const inbox = createInboxRepository(sql, { groupConcurrency: 1, groupMax: 100 })
     const n = 30
     const bodies = Array.from({ length: n }, (_, i) => `{"n":${i},"q":"\\"quoted\\" {braces} back\\\\slash ü ✓ 🚀","e":""}`)
-    const ids = await Promise.all(
-      bodies.map((b, i) => inbox.insert(b, `sha-${i}`, i % 3 === 0 ? [] : [`pn-${i}`, 'pn,"odd"'], i === 7 ? 'failed' : 'pending', i === 7 ? 'malformed_json: x' : null)),
-    )
+    const ids = (
+      await Promise.all(
+        bodies.map((b, i) => inbox.insert(b, `sha-${i}`, i % 3 === 0 ? [] : [`pn-${i}`, 'pn,"odd"'], i === 7 ? 'failed' : 'pending', i === 7 ? 'malformed_json: x' : null)),
+      )
+    ).map((s) => s.id)
     t.ok(inbox.insertStatements < n, `${n} payloads in ${inbox.insertStatements} statements`)
     t.same(
       ids.map(Number),
@@ -51,10 +53,25 @@ t.test('grouped inbox inserts', async (t) => {
     )
     settled.forEach((s, i) => t.equal(s.status, i === 3 ? 'rejected' : 'fulfilled', `payload ${i}`))
     for (const [i, s] of settled.entries()) {
-      if (s.status === 'fulfilled') t.equal((await read(s.value))[0]!.raw_body, `{"r":${i}}`)
+      if (s.status === 'fulfilled') t.equal((await read(s.value.id))[0]!.raw_body, `{"r":${i}}`)
     }
     const [{ n }] = (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_inbox WHERE raw_body LIKE '{"r":%'`)) as [{ n: number }]
     t.equal(n, 7, 'the other seven stored once each')
+  })
+
+  t.test('a body submitted again (in one grouped statement or later) is stored once per tenancy', async (t) => {
+    const inbox = createInboxRepository(sql, { groupConcurrency: 1, groupMax: 100 })
+    const ws = (await sql.query<{ id: string }>(`INSERT INTO workspaces (name) VALUES ('dup') RETURNING id::text AS id`))[0]!.id
+    const got = await Promise.all(Array.from({ length: 12 }, (_, i) => inbox.insert(`{"d":${i % 3}}`, `d-${i % 3}`, [], 'pending', null, i >= 9 ? ws : null)))
+    t.ok(inbox.insertStatements < 12, 'grouped')
+    const byBody = (k: number) => new Set(got.filter((_, i) => i < 9 && i % 3 === k).map((g) => g.id))
+    t.same([byBody(0).size, byBody(1).size, byBody(2).size], [1, 1, 1], 'one row per body on the operator URL')
+    t.same(got.filter((g) => !g.duplicate).length, 6, '3 bodies on the operator URL, 3 on the workspace URL')
+    t.notOk(got.slice(9).some((g) => byBody(0).has(g.id) || byBody(1).has(g.id) || byBody(2).has(g.id)), 'another tenancy is another row')
+    const later = await inbox.insert('{"d":0}', 'd-0', [])
+    t.same(later, { id: [...byBody(0)][0], status: 'pending', duplicate: true })
+    const [{ n }] = (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_inbox WHERE raw_body LIKE '{"d":%'`)) as [{ n: number }]
+    t.equal(n, 6)
   })
 
   t.test('concurrency 0: one statement per payload', async (t) => {

@@ -5,9 +5,9 @@
  *   GET  /webhooks/whatsapp/inbox/{id}         one payload
  *   POST /webhooks/whatsapp/inbox/{id}/replay  processes it again now (exactly-once keys make a
  *                                              replay of an applied payload append nothing)
- * A caller sees only payloads that name a number of its workspace, and of those only the changes
- * of its own numbers; payloads of numbers mapped nowhere are the root key's alone (see
- * src/webhook/inbox-repository.ts). Anything else answers 404, like an id that does not exist.
+ * A caller sees the payloads of its own webhook URL, and of the operator's URL those that name a
+ * number the operator mapped to it, and of those only the changes of its own numbers; operator
+ * payloads of numbers mapped nowhere are the root key's alone (see src/webhook/inbox-repository.ts). Anything else answers 404, like an id that does not exist.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../schemas/common.js'
@@ -20,7 +20,7 @@ type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** The payload limited to the changes of `visible` numbers (and, for root, changes naming none). */
-function filterPayload(payload: unknown, visible: Set<string>, isRoot: boolean): Obj | null {
+function filterPayload(payload: unknown, visible: Set<string>, whole: boolean): Obj | null {
   if (!isObj(payload)) return null
   const entries = Array.isArray(payload.entry) ? payload.entry : []
   const kept = entries
@@ -28,7 +28,7 @@ function filterPayload(payload: unknown, visible: Set<string>, isRoot: boolean):
     .map((entry) => {
       const changes = (Array.isArray(entry.changes) ? entry.changes : []).filter((c) => {
         const id = isObj(c) && isObj(c.value) && isObj(c.value.metadata) ? c.value.metadata.phone_number_id : undefined
-        return typeof id === 'string' ? visible.has(id) : isRoot
+        return typeof id === 'string' ? visible.has(id) : whole
       })
       return { ...entry, changes }
     })
@@ -43,7 +43,7 @@ export async function toInboxEntry(inbox: InboxRepository, viewer: Viewer, row: 
   } catch {
     payload = null
   }
-  const visible = await inbox.visibleNumbers(viewer, phoneNumberIdsOf(payload))
+  const visible = await inbox.visibleNumbers(viewer, phoneNumberIdsOf(payload), row)
   return {
     id: row.id,
     received_at: new Date(row.received_at).toISOString(),
@@ -53,7 +53,8 @@ export async function toInboxEntry(inbox: InboxRepository, viewer: Viewer, row: 
     processed_at: row.processed_at ? new Date(row.processed_at).toISOString() : null,
     body_sha256: row.body_sha256,
     phone_number_ids: row.phone_number_ids.filter((n) => visible.has(n)),
-    payload: filterPayload(payload, visible, viewer.isRoot),
+    // A row from the viewer's own URL is its own whole; an operator row shows the root key what names no number.
+    payload: filterPayload(payload, visible, row.workspace_id !== null || viewer.isRoot),
   }
 }
 

@@ -12,15 +12,30 @@
  *                             so once the secret is set nothing is lost (a 401 would say the same,
  *                             but 503 tells an operator the service, not Meta, is at fault).
  *                             Authentic: the raw payload is committed to the inbox, processed in
- *                             this request, and answered 200 whatever processing did.
+ *                             this request, and answered 200 whatever processing did. Its numbers
+ *                             reach the workspaces the operator mapped them to.
+ *   GET|POST /webhooks/whatsapp/{workspace_id}
+ *                             the same for a workspace's own Meta app (`PUT /settings/whatsapp`):
+ *                             its verify token, its app secrets; its payloads reach only that
+ *                             workspace's own numbers (docs/webhook.md "Tenancy"). An unknown
+ *                             workspace, or one without secrets, answers like a bad signature.
+ * A replayed body (same bytes, same URL) is stored once and acknowledged with its first row.
  * Public routes (Meta has no API key): the rate limiter keys them per client IP.
  * https://developers.facebook.com/docs/graph-api/webhooks/getting-started
  */
+import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@fastify/type-provider-typebox'
 import { DomainError } from '../../errors/domain-error.js'
 import { ProblemRef } from '../../schemas/common.js'
 import { HandshakeQuery, WebhookAckSchema } from '../../schemas/webhook.js'
 import { parseSecrets, safeEqual, verifySignature } from '../../webhook/signature.js'
+import { phoneNumberIdsOf } from '../../webhook/map-payload.js'
+import { readWorkspaceWhatsApp } from '../settings/whatsapp.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Checked when a workspace has no secret, so that its answer takes as long as a wrong signature. */
+const NO_SECRET = [randomBytes(32).toString('hex')]
 
 /** DESIGN §4: webhook bodies up to 3 MB (3 MiB here). */
 export const WEBHOOK_BODY_LIMIT = 3 * 1024 * 1024
@@ -95,6 +110,81 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
       }
       const { id, status } = await app.whatsapp.processor.receive(raw, { requestId: request.id, log: request.log })
       return reply.code(200).send({ received: true as const, inbox_id: id, status })
+    },
+  )
+
+  const TenantParams = Type.Object({ workspace_id: Type.String({ maxLength: 64, description: "The workspace id (see webhook_path in GET /settings/whatsapp)" }) })
+
+  app.get(
+    '/webhooks/whatsapp/:workspace_id',
+    {
+      schema: {
+        tags,
+        summary: "Meta webhook verification handshake for a workspace's own Meta app",
+        description: "Answers `hub.challenge` as text/plain when `hub.mode=subscribe` and `hub.verify_token` matches the workspace's verify token (`PUT /settings/whatsapp`); otherwise 403.",
+        security: [],
+        params: TenantParams,
+        querystring: HandshakeQuery,
+        response: { 200: { description: 'hub.challenge, as text/plain', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query
+      const id = request.params.workspace_id
+      const own = UUID.test(id) ? await readWorkspaceWhatsApp(app.database.sql, id.toLowerCase()) : null
+      const token = q['hub.verify_token']
+      const challenge = q['hub.challenge']
+      if (!own?.verifyToken || q['hub.mode'] !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !safeEqual(token, own.verifyToken)) {
+        throw new DomainError(403, 'verification_failed', "hub.mode must be subscribe and hub.verify_token must match the workspace's verify token")
+      }
+      return reply.code(200).type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(challenge)
+    },
+  )
+
+  app.post(
+    '/webhooks/whatsapp/:workspace_id',
+    {
+      bodyLimit: WEBHOOK_BODY_LIMIT,
+      schema: {
+        tags,
+        summary: "Meta WhatsApp Cloud API webhook from a workspace's own Meta app",
+        description:
+          "Signed with one of the workspace's own app secrets (`PUT /settings/whatsapp`); reaches only that workspace's own numbers " +
+          '(`POST /whatsapp/numbers`), and verifies them. Otherwise as `POST /webhooks/whatsapp`.',
+        security: [],
+        params: TenantParams,
+        headers: {
+          type: 'object',
+          properties: { 'x-hub-signature-256': { type: 'string', description: 'sha256=<hex>' } },
+        },
+        response: {
+          200: WebhookAckSchema,
+          401: problem('Missing or wrong signature, or no such workspace URL; nothing stored'),
+          413: problem('Body larger than 3 MiB'),
+          415: problem('Not application/json'),
+          429: problem('Rate limited (per IP)'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const id = request.params.workspace_id.toLowerCase()
+      const own = UUID.test(id) ? await readWorkspaceWhatsApp(app.database.sql, id) : { secrets: [] }
+      const raw = request.body
+      const signed = Buffer.isBuffer(raw) && verifySignature(raw, request.headers['x-hub-signature-256'], own.secrets.length > 0 ? own.secrets : NO_SECRET)
+      if (!signed || own.secrets.length === 0) {
+        throw new DomainError(401, 'invalid_signature', "X-Hub-Signature-256 is missing or does not match the body under the workspace's app secrets")
+      }
+      const { id: inboxId, status } = await app.whatsapp.processor.receive(raw, { requestId: request.id, log: request.log, workspaceId: id })
+      // The workspace's claims of the numbers its own app sent are verified (informational: a claim
+      // receives its own app's payloads either way).
+      let numbers: string[] = []
+      try {
+        numbers = phoneNumberIdsOf(JSON.parse(raw.toString('utf8')))
+      } catch {
+        numbers = []
+      }
+      await app.whatsapp.numbers.verifyClaims(id, numbers).catch((err) => request.log.warn({ err }, 'verifying the claims of a signed payload failed'))
+      return reply.code(200).send({ received: true as const, inbox_id: inboxId, status })
     },
   )
 }

@@ -1,18 +1,25 @@
 /**
  * WhatsApp business numbers (DESIGN §3.3): `POST|GET /whatsapp/numbers`,
- * `GET /whatsapp/numbers/{phone_number_id}`. Mapping a number routes its webhooks to this
- * workspace. A number belongs to one workspace: mapping it again here answers 200 (the display
- * number updated if given), mapping another workspace's answers 409 `phone_number_mapped_elsewhere`.
+ * `GET /whatsapp/numbers/{phone_number_id}`, and for the operator (root key)
+ * `POST /workspaces/{id}/whatsapp/numbers`. Who receives a number's webhooks is in
+ * src/webhook/numbers-repository.ts and docs/webhook.md: the operator's mappings receive the
+ * payloads signed with the operator's app secret, a workspace's own mapping (a claim) only those
+ * signed with its own. Mapping again answers 200 (the display number updated if given); a
+ * workspace never learns whether another has the number (no 409 for it); the operator gets 409
+ * `phone_number_mapped_elsewhere` when it already mapped the number to another workspace.
  * Admin scope to map (it decides whose ledger Meta's signals land in), consent:read to list.
  * After the mapping commits, the inbox payloads kept as `unmapped` for this number are processed
  * in the same request (a crash in between: the inbox sweep does it at the next start).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@fastify/type-provider-typebox'
-import { errorResponses } from '../../schemas/common.js'
+import { IdParams, errorResponses } from '../../schemas/common.js'
 import { CreateWhatsAppNumberSchema, NumberParams, WhatsAppNumberSchema } from '../../schemas/webhook.js'
 import { notFound } from '../../errors/domain-error.js'
 import { toNumberDto } from '../../webhook/numbers-repository.js'
+import { DEFAULT_WORKSPACE_ID } from '../../auth/api-keys.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const numbers: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['whatsapp numbers']
@@ -26,7 +33,10 @@ const numbers: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: 'Map a WhatsApp business number to this workspace',
         description:
-          'Accepts `Idempotency-Key`. 201 when mapped now, 200 when it already was this workspace\'s, 409 when it belongs to another workspace. ' +
+          'Accepts `Idempotency-Key`. 201 when mapped now, 200 when it already was this workspace\'s. ' +
+          'In the operator\'s workspace (`default`) the mapping is an operator mapping (409 when the operator mapped the number to another workspace); ' +
+          'in any other workspace it is a claim: it receives only webhooks signed with this workspace\'s own app secret (`PUT /settings/whatsapp`), ' +
+          'is `pending` until one names it, and never tells whether another workspace has the number. ' +
           'Webhook payloads kept for this number as `unmapped` are processed before the answer.',
         body: CreateWhatsAppNumberSchema,
         response: { 200: WhatsAppNumberSchema, 201: WhatsAppNumberSchema, ...errorResponses(409, 415, 422) },
@@ -43,7 +53,9 @@ const numbers: FastifyPluginAsyncTypebox = async (app) => {
           body: request.body,
         },
         async (tx) => {
-          const { row, created } = await repo.map(tx, request.principal.workspaceId, request.body.phone_number_id, request.body.display_phone_number)
+          const p = request.principal
+          const by = p.isRoot || p.workspaceId === DEFAULT_WORKSPACE_ID ? 'operator' : 'workspace'
+          const { row, created } = await repo.map(tx, p.workspaceId, request.body.phone_number_id, request.body.display_phone_number, by)
           return { statusCode: created ? 201 : 200, body: toNumberDto(row) }
         },
       )
@@ -51,6 +63,41 @@ const numbers: FastifyPluginAsyncTypebox = async (app) => {
       if (reprocessed > 0) request.log.info({ reprocessed, phoneNumberId: request.body.phone_number_id }, 'unmapped webhook payloads reprocessed')
       if (out.replayed) reply.header('idempotent-replayed', 'true')
       return reply.code(out.statusCode === 201 ? 201 : 200).send(out.body as ReturnType<typeof toNumberDto>)
+    },
+  )
+
+  app.post(
+    '/workspaces/:id/whatsapp/numbers',
+    {
+      config: { root: true },
+      schema: {
+        tags: ['administration'],
+        summary: "Map a WhatsApp business number to a workspace as the operator (root key only)",
+        description:
+          'The workspace receives the webhooks of this number signed with the operator\'s app secret (WHATSAPP_APP_SECRETS). ' +
+          '201 when mapped now (or a claim of the workspace became an operator mapping), 200 when it already was; ' +
+          '409 when the operator mapped it to another workspace. Payloads kept as `unmapped` are processed before the answer.',
+        params: IdParams,
+        body: CreateWhatsAppNumberSchema,
+        response: { 200: WhatsAppNumberSchema, 201: WhatsAppNumberSchema, ...errorResponses(404, 409, 415) },
+      },
+    },
+    async (request, reply) => {
+      const id = request.params.id
+      if (!UUID.test(id)) throw notFound('workspace')
+      const workspaceId = id.toLowerCase()
+      const { row, created } = await app.database.sql.tx(async (tx) => {
+        const [w] = await tx.query(`SELECT 1 FROM workspaces WHERE id = $1`, [workspaceId])
+        if (!w) throw notFound('workspace')
+        const before = await tx.query<{ mapped_by: string }>(`SELECT mapped_by FROM whatsapp_numbers WHERE workspace_id = $1 AND phone_number_id = $2`, [
+          workspaceId,
+          request.body.phone_number_id,
+        ])
+        const out = await repo.map(tx, workspaceId, request.body.phone_number_id, request.body.display_phone_number, 'operator')
+        return { row: out.row, created: out.created || before[0]?.mapped_by === 'workspace' }
+      })
+      await app.whatsapp.processor.afterMapping(request.body.phone_number_id, { requestId: request.id, log: request.log })
+      return reply.code(created ? 201 : 200).send(toNumberDto(row))
     },
   )
 
