@@ -18,5 +18,9 @@ UPDATE "webhook_inbox" i SET "legacy_duplicate_of" = d.first
   FROM (SELECT id, min(id) OVER (PARTITION BY body_sha256) AS first FROM "webhook_inbox") d
  WHERE d.id = i.id AND d.first <> i.id;
 --> statement-breakpoint
-CREATE UNIQUE INDEX "webhook_inbox_body_key" ON "webhook_inbox" USING btree ("workspace_id", "body_sha256") NULLS NOT DISTINCT
+-- body_sha256 first: a replay finds its first row by the digest alone.
+CREATE UNIQUE INDEX "webhook_inbox_body_key" ON "webhook_inbox" USING btree ("body_sha256", "workspace_id") NULLS NOT DISTINCT
  WHERE "legacy_duplicate_of" IS NULL;
+--> statement-breakpoint
+-- The rows of workspaces' own URLs (a claim is verified by one of them naming its number).
+CREATE INDEX "webhook_inbox_workspace_idx" ON "webhook_inbox" USING btree ("workspace_id") WHERE "workspace_id" IS NOT NULL;

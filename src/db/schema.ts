@@ -313,7 +313,8 @@ export const webhookInbox = pgTable(
   (t) => [
     index('webhook_inbox_status_idx').on(t.status, t.id),
     // A replayed body is stored once per tenancy (NULLS NOT DISTINCT, migration 0016).
-    uniqueIndex('webhook_inbox_body_key').on(t.workspaceId, t.bodySha256).where(sql`${t.legacyDuplicateOf} is null`),
+    uniqueIndex('webhook_inbox_body_key').on(t.bodySha256, t.workspaceId).where(sql`${t.legacyDuplicateOf} is null`),
+    index('webhook_inbox_workspace_idx').on(t.workspaceId).where(sql`${t.workspaceId} is not null`),
   ],
 )
 
