@@ -12,8 +12,9 @@
  *   `attributes_processed`);
  * - a bad subscription_groups entry (BAD_SUBSCRIPTION_GROUP_ID, EVIDENCE_REQUIRED, ...) fails only
  *   that entry: the object's attributes and its other entries still apply.
- * `events` and `purchases` are not stored: each item answers UNSUPPORTED. Shape errors (including
- * more than BRAZE_MAX_OBJECTS objects in an array) answer 400 and change nothing.
+ * `events` and `purchases` are not stored: each item answers UNSUPPORTED. Each object is checked on
+ * its own (src/braze/item-check.ts): a malformed object is an item error; only an unusable envelope
+ * (arrays, more than BRAZE_MAX_OBJECTS objects) answers 400 and changes nothing (docs/braze.md).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { applyAttributePatches, type AttributePatch } from '../../contacts/contact-service.js'
