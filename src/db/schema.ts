@@ -307,7 +307,7 @@ export const webhookInbox = pgTable(
     updatedAt: ts('updated_at').notNull().defaultNow(),
     /** The workspace whose own webhook URL received it (its own Meta app); null: the operator's URL. */
     workspaceId: uuid('workspace_id').references(() => workspaces.id),
-    /** Set only by migration 0016 on copies stored before replays were deduplicated. */
+    /** Set only by migration 0016 on copies stored before replays were deduplicated (a CHECK of migration 0018 pins it to those rows). */
     legacyDuplicateOf: bigint('legacy_duplicate_of', { mode: 'bigint' }),
   },
   (t) => [

@@ -45,4 +45,12 @@ t.test('a replayed signed body is stored once and acknowledged every time', asyn
     ta.app.database.sql.query(`INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids) VALUES ($1, $2, '{}')`, [first!.raw_body, first!.body_sha256]),
     { code: '23505' },
   )
+  // Nor can a new row claim to be a copy stored before the index (legacy_duplicate_of, migration 0018).
+  await t.rejects(
+    ta.app.database.sql.query(`INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, legacy_duplicate_of) VALUES ($1, $2, '{}', 1)`, [
+      first!.raw_body,
+      first!.body_sha256,
+    ]),
+    { code: '23514' },
+  )
 })
