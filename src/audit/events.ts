@@ -38,7 +38,7 @@
 import { Readable } from 'node:stream'
 import { stringify } from 'csv-stringify'
 import type { Sql } from '../db/sql.js'
-import { normalizePhone } from '../contacts/identity.js'
+import { lookupPhone } from '../contacts/identity.js'
 import { badRequest, notFound } from '../errors/domain-error.js'
 import { EVENT_COLUMNS, toAuditEvent, type AuditEvent, type EventRow } from './event-row.js'
 
@@ -82,7 +82,7 @@ export function decodeEventCursor(cursor: string): string {
 export async function contactOfIdentity(sql: Sql, workspaceId: string, type: 'external_id' | 'phone' | 'bsuid', raw: string): Promise<string | null> {
   let value = raw.trim()
   if (type === 'phone') {
-    const p = normalizePhone(raw)
+    const p = lookupPhone(raw)
     if (!p) throw badRequest('invalid_phone', `phone ${JSON.stringify(raw)} is not a valid phone number`, [{ pointer: '/querystring/phone', message: 'invalid phone' }])
     value = p
   }

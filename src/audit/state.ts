@@ -28,7 +28,7 @@
  */
 import type { Sql } from '../db/sql.js'
 import type { IdentityType } from '../contacts/identity.js'
-import { normalizePhone } from '../contacts/identity.js'
+import { lookupPhone } from '../contacts/identity.js'
 import { badRequest, notFound } from '../errors/domain-error.js'
 import { WINNER_ORDER } from '../ledger/projection.js'
 
@@ -90,7 +90,7 @@ export async function stateAt(sql: Sql, workspaceId: string, q: StateQuery): Pro
   if (q.identifier) {
     let value = q.identifier.value.trim()
     if (q.identifier.type === 'phone') {
-      const p = normalizePhone(q.identifier.value)
+      const p = lookupPhone(q.identifier.value)
       if (!p) throw badRequest('invalid_phone', `phone ${JSON.stringify(q.identifier.value)} is not a valid phone number`, [{ pointer: '/querystring/phone', message: 'invalid phone' }])
       value = p
     }

@@ -210,11 +210,12 @@ function validateIdentities(item: AppendItem, memo: Map<string, string | null>):
   if (raw.length === 0) return reject('missing_identity', 'one of external_id, phone or bsuid is required')
   for (const r of raw) {
     let value: string | null | undefined
+    const unverified = r.unverified === true
     if (typeof r.value !== 'string') value = normalizeIdentity(r.type, r.value)
     else {
-      const k = `${r.type}\u0000${r.value}`
+      const k = `${r.type}${unverified ? '?' : ''}\u0000${r.value}`
       value = memo.get(k)
-      if (value === undefined) memo.set(k, (value = normalizeIdentity(r.type, r.value)))
+      if (value === undefined) memo.set(k, (value = normalizeIdentity(r.type, r.value, unverified)))
     }
     if (value === null) {
       return r.type === 'phone'

@@ -47,6 +47,11 @@ export type EventType = 'consent' | 'contact_merged' | 'contact_absorbed' | 'ide
 export interface RawIdentity {
   type: IdentityType
   value: string
+  /**
+   * A phone Meta vouches for (a WhatsApp wa_id): accepted as `+<digits>` when libphonenumber finds
+   * it possible but not valid, so an opt-out is never dropped for a formatting reason.
+   */
+  unverified?: boolean
 }
 
 /** One change request for one person and one group: the input of `append`. */

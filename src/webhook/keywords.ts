@@ -7,7 +7,7 @@
  *   to one space, upper-case. So "STOP.", " stop ", "Stop 🛑", "*STOP*" match STOP; inner characters
  *   are kept, so "don't stop" is "DON'T STOP" and does not match STOP.
  *
- * Matching:
+ * Matching compares without accents (keywordKey: ARRÊT and ARRET, إيقاف and ايقاف are one keyword):
  *   - `exact` (default): the whole normalised message equals a rule's keyword.
  *   - `lenient`: additionally, a FREE-TEXT message of at most 4 words that contains an opt-out
  *     keyword as a whole-word sequence ("please stop", "stop it now") is that opt-out. The longest
@@ -41,6 +41,38 @@ export const MAX_RULES = 200
 
 const optOutAll = ['STOP', 'STOPALL', 'STOP ALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT', 'OPT OUT']
 
+/**
+ * Stop words of WhatsApp's largest markets (the list and why each word is in or out:
+ * docs/webhook.md, "Default keywords"). Only words whose whole-message meaning is "stop sending
+ * me messages"; words for "cancel" (an order, a booking) are left out: a false opt-out is harm too.
+ */
+const optOutAllMarkets = [
+  'PARAR', // es, pt
+  'BAJA', // es
+  'DAR DE BAJA', // es
+  'DESCADASTRAR', // pt-BR
+  'ARRÊT', // fr (matches ARRET)
+  'DÉSABONNER', // fr
+  'STOPP', // de, sv, no, da
+  'ABMELDEN', // de
+  'BERHENTI', // id, ms
+  'СТОП', // ru, uk, bg (Cyrillic)
+  'ОТПИСАТЬСЯ', // ru
+  'إيقاف', // ar (matches ايقاف)
+  'إلغاء الاشتراك', // ar: "cancel the subscription"
+]
+/** Also "leave (this chat menu)" / "enough": marketing only, so a bot conversation keeps its service messages. */
+const optOutMarketingMarkets = [
+  'SAIR', // pt
+  'BASTA', // it, es
+]
+/** Start words; a restore gives back only what the person's own opt-outs took away. */
+const optInMarkets = [
+  'ALTA', // es (the counterpart of BAJA)
+  'INICIAR', // es, pt
+  'DÉMARRER', // fr
+]
+
 /** DESIGN §5 defaults, used while a workspace has stored none. */
 export const DEFAULT_KEYWORD_SETTINGS: KeywordSettings = Object.freeze({
   enabled: true,
@@ -51,6 +83,9 @@ export const DEFAULT_KEYWORD_SETTINGS: KeywordSettings = Object.freeze({
     { keyword: 'STOP PROMOTIONS', action: 'opt_out' as const, scope: 'marketing' as const },
     { keyword: 'START', action: 'opt_in' as const, scope: 'all' as const },
     { keyword: 'UNSTOP', action: 'opt_in' as const, scope: 'all' as const },
+    ...optOutAllMarkets.map((keyword) => ({ keyword, action: 'opt_out' as const, scope: 'all' as const })),
+    ...optOutMarketingMarkets.map((keyword) => ({ keyword, action: 'opt_out' as const, scope: 'marketing' as const })),
+    ...optInMarkets.map((keyword) => ({ keyword, action: 'opt_in' as const, scope: 'all' as const })),
   ],
 }) as KeywordSettings
 
@@ -69,6 +104,36 @@ function stripEdges(s: string): string {
 export function normalizeKeywordText(input: string): string {
   if (typeof input !== 'string') return ''
   return stripEdges(input.normalize('NFKC')).replace(INNER_SPACE, ' ').toUpperCase()
+}
+
+// Latin accents (combining diacritical marks) and Arabic short vowels, tatweel and the hamza and
+// madda carried by alef, seen after canonical decomposition.
+const MARKS = /[\u0300-\u036f\u0640\u064b-\u065f\u0670]/g
+
+/**
+ * The form keywords are compared in: the normalised text without accents ("ARRÊT" is "ARRET",
+ * "إيقاف" is "ايقاف"), as people type them either way. Stored keywords keep their accents.
+ */
+export function keywordKey(normalized: string): string {
+  return normalized.normalize('NFD').replace(MARKS, '').normalize('NFC')
+}
+
+/** Rules by comparison key (first rule wins), and their words for lenient mode; per rules array. */
+const compiled = new WeakMap<KeywordRule[], { byKey: Map<string, KeywordRule>; words: [KeywordRule, string[]][] }>()
+function compile(rules: KeywordRule[]) {
+  let c = compiled.get(rules)
+  if (!c) {
+    const byKey = new Map<string, KeywordRule>()
+    const words: [KeywordRule, string[]][] = []
+    for (const r of rules) {
+      const key = keywordKey(normalizeKeywordText(r.keyword))
+      if (!byKey.has(key)) byKey.set(key, r)
+      if (r.action === 'opt_out') words.push([r, wordsOf(key)])
+    }
+    c = { byKey, words }
+    compiled.set(rules, c)
+  }
+  return c
 }
 
 /** Words of a normalised text, each without surrounding punctuation ("STOP," is STOP). */
@@ -108,19 +173,19 @@ export interface KeywordMatch {
 /** The rule a message triggers, or null (a message that matches nothing records nothing). */
 export function matchKeyword(settings: KeywordSettings, candidates: MatchCandidate[]): KeywordMatch | null {
   if (!settings.enabled) return null
+  const rules = compile(settings.rules)
   for (const c of candidates) {
     const text = normalizeKeywordText(c.value)
     if (text.length === 0) continue
-    const exact = settings.rules.find((r) => r.keyword === text)
+    const key = keywordKey(text)
+    const exact = rules.byKey.get(key)
     if (exact) return { rule: exact, field: c.field, text, how: 'exact' }
     if (settings.mode === 'lenient' && c.free) {
-      const words = wordsOf(text)
+      const words = wordsOf(key)
       if (words.length === 0 || words.length > LENIENT_MAX_WORDS) continue
       let best: KeywordRule | undefined
       let bestLen = 0
-      for (const r of settings.rules) {
-        if (r.action !== 'opt_out') continue
-        const kw = wordsOf(r.keyword)
+      for (const [r, kw] of rules.words) {
         if (kw.length > bestLen && containsSequence(words, kw)) {
           best = r
           bestLen = kw.length
@@ -152,9 +217,9 @@ export function normalizeKeywordSettings(input: KeywordSettings): { settings: Ke
       problems.push({ pointer: `/body/rules/${i}/keyword`, code: 'invalid_keyword', message: 'the keyword is empty once punctuation, emoji and white space are dropped' })
     } else if (keyword.length > KEYWORD_MAX_LENGTH) {
       problems.push({ pointer: `/body/rules/${i}/keyword`, code: 'invalid_keyword', message: `the keyword is longer than ${KEYWORD_MAX_LENGTH} characters` })
-    } else if (seen.has(keyword)) {
-      problems.push({ pointer: `/body/rules/${i}/keyword`, code: 'duplicate_keyword', message: `${keyword} is already rule ${seen.get(keyword)}` })
-    } else seen.set(keyword, i)
+    } else if (seen.has(keywordKey(keyword))) {
+      problems.push({ pointer: `/body/rules/${i}/keyword`, code: 'duplicate_keyword', message: `${keyword} is already rule ${seen.get(keywordKey(keyword))} (accents aside)` })
+    } else seen.set(keywordKey(keyword), i)
     const scope: KeywordScope = Array.isArray(r.scope) ? [...new Set(r.scope.map((g) => g.toLowerCase()))] : r.scope
     return { keyword, action: r.action, scope }
   })

@@ -24,16 +24,17 @@
  *     WhatsApp group of the workspace, `marketing` = its marketing groups, or the listed groups);
  *     source `inbound_keyword` for typed text, `template_button` for taps (template `button`,
  *     `interactive` button/list replies);
- *   - a message matching an opt-in rule (START, UNSTOP): `subscribed` for exactly the groups of the
- *     contact's latest keyword opt-out (latest by occurred_at, not by arrival, up to the START's own
- *     time), intersected with the rule's scope;
+ *   - a message matching an opt-in rule (START, UNSTOP, ...): `subscribed` for the groups the
+ *     contact's latest keyword opt-out (by occurred_at, up to the START's own time) took away,
+ *     intersected with the rule's scope; never a group the person was not subscribed to;
  *   - `user_preferences` stop, and a failed status with error 131050: `unsubscribed` + platform
  *     stop for the marketing groups of that number (phone_number_id equal or null);
- *   - `user_preferences` resume: platform stop cleared, `subscribed` for exactly the groups the
- *     latest stop of that number recorded (when the latest platform signal before it is a stop);
+ *   - `user_preferences` resume: platform stop cleared by one event per group the latest stop
+ *     named: `subscribed` where the stops took a subscription away, else the group's state as it
+ *     stands (when the latest platform signal before it is a stop);
  *   - anything else (no match, 131049, other statuses, unknown types): nothing.
- *   "The groups an opt-out removed" is read from the ledger as the groups its events name (same
- *   `signal_key`), so the answer does not depend on the order in which older events arrived.
+ *   What a restore gives back is read from the ledger (src/ledger/restore.ts, docs/webhook.md), so
+ *   the answer does not depend on the order in which older events arrived.
  *
  * Out-of-order delivery. Opt-outs and stops have fixed groups, so the ordering rule settles them
  * in any order. A restore (START/UNSTOP, resume) that finds NO opt-out to restore is `deferred`: it
@@ -52,7 +53,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Sql } from '../db/sql.js'
 import type { Ledger } from '../ledger/ledger-service.js'
 import type { AppendItem, RawIdentity } from '../ledger/types.js'
-import { normalizeIdentity, normalizePhone } from '../contacts/identity.js'
+import { normalizePhone, possiblePhone } from '../contacts/identity.js'
+import { historyOf, planRestore } from '../ledger/restore.js'
 import { matchKeyword, type KeywordScope, type KeywordSettings } from './keywords.js'
 import { keywordSettingsFrom } from './keyword-settings-repository.js'
 import { mapPayload, phoneNumberIdsOf, type Signal } from './map-payload.js'
@@ -392,9 +394,10 @@ export function createWebhookProcessor(
   }
 
   async function planSignal(tx: Sql, w: WorkspaceContext, s: Signal, row: InboxRow): Promise<Plan> {
-    const identities = identitiesOf(s)
+    const { identities, phoneUnverified } = identitiesOf(s)
     const occurredAt = s.occurredAt ?? new Date(row.received_at)
     const base: Record<string, unknown> = {
+      ...(phoneUnverified ? { phone_unverified: true } : {}),
       channel: 'whatsapp',
       phone_number_id: s.phoneNumberId,
       display_phone_number: s.displayPhoneNumber,
@@ -405,18 +408,24 @@ export function createWebhookProcessor(
       inbox_id: row.id,
       body_sha256: row.body_sha256,
     }
-    const items = (groups: string[], state: 'subscribed' | 'unsubscribed', source: AppendItem['source'], signalKey: string, evidence: Record<string, unknown>, platformStop?: AppendItem['platformStop']): AppendItem[] =>
-      groups.map((g) => ({
+    const items = (groups: string[], state: 'subscribed' | 'unsubscribed', source: AppendItem['source'], rawKey: string, rawEvidence: Record<string, unknown>, platformStop?: AppendItem['platformStop']): AppendItem[] => {
+      // What the person sent may hold text PostgreSQL cannot store ("STOP\u0000"): the opt-out
+      // is kept, with the evidence made storable and flagged.
+      const signalKey = storableText(rawKey)
+      const { evidence, changed } = storableEvidence({ ...base, ...rawEvidence, signal_key: signalKey })
+      if (changed) evidence.evidence_sanitized = true
+      return groups.map((g) => ({
         identities,
         subscriptionGroupId: g,
         state,
         occurredAt,
         source,
         method: 'whatsapp',
-        evidence: { ...base, ...evidence, signal_key: signalKey },
+        evidence,
         dedupeKey: `${signalKey}:${g}`,
         platformStop,
       }))
+    }
 
     if (s.kind === 'message') {
       const match = matchKeyword(w.settings, s.candidates)
@@ -437,11 +446,12 @@ export function createWebhookProcessor(
       if (match.rule.action === 'opt_out') {
         return { items: items(scopeGroups(w, match.rule.scope), 'unsubscribed', source, signalKey, evidence), optOut: true }
       }
-      const found = await latestKeywordOptOut(tx, w.id, identities, occurredAt)
-      if (!found) return { items: [], deferred: true }
+      const plan = planRestore(await historyOf(tx, w.id, identities, occurredAt), { kind: 'keyword' })
+      if (!plan.found) return { items: [], deferred: true }
+      if (plan.resumed) return { items: [] }
       const allowed = new Set(scopeGroups(w, match.rule.scope))
-      const groups = found.groups.filter((g) => allowed.has(g))
-      return { items: items(groups, 'subscribed', source, signalKey, { ...evidence, restores_message_id: found.messageId, restores_signal_key: found.signalKey }) }
+      const groups = [...plan.restore].filter((g) => allowed.has(g))
+      return { items: items(groups, 'subscribed', source, signalKey, { ...evidence, restores_message_id: plan.anchor.messageId, restores_signal_key: plan.anchor.signalKey }) }
     }
 
     if (s.kind === 'delivery_error') {
@@ -458,84 +468,22 @@ export function createWebhookProcessor(
       const groups = platformGroups(w, s.phoneNumberId)
       return { items: items(groups, 'unsubscribed', 'meta_user_preferences', signalKey, evidence, { action: 'stop', phoneNumberId: s.phoneNumberId }), optOut: true }
     }
-    const found = await latestPlatformSignal(tx, w.id, identities, s.phoneNumberId, occurredAt)
-    if (!found) return { items: [], deferred: true }
-    if (found.action !== 'stop') return { items: [] } // already resumed
+    const plan = planRestore(await historyOf(tx, w.id, identities, occurredAt), { kind: 'platform', phoneNumberId: s.phoneNumberId })
+    if (!plan.found) return { items: [], deferred: true }
+    if (plan.resumed) return { items: [] } // already resumed
+    // One event per group the latest stop named, each carrying the resume (it clears the platform
+    // stop): `subscribed` where the stops took a subscription away, else the group's state as it
+    // stands at the resume's time (consent unchanged), so a resume never grants consent.
     const active = new Set(w.groups.map((g) => g.id))
-    const groups = found.groups.filter((g) => active.has(g))
-    return {
-      items: items(groups, 'subscribed', 'meta_user_preferences', signalKey, { ...evidence, resumes_signal_key: found.signalKey }, { action: 'resume', phoneNumberId: s.phoneNumberId }),
+    const resume = { action: 'resume' as const, phoneNumberId: s.phoneNumberId }
+    const ev = { ...evidence, resumes_signal_key: plan.anchor.signalKey }
+    const out: AppendItem[] = []
+    for (const g of new Set([...plan.named, ...plan.restore])) {
+      if (!active.has(g)) continue
+      const restored = plan.restore.has(g)
+      out.push(...items([g], restored ? 'subscribed' : (plan.stateAt.get(g) ?? 'unsubscribed'), 'meta_user_preferences', signalKey, { ...ev, restored }, resume))
     }
-  }
-
-  /** Live contacts holding any of the identities, and every contact merged into them. */
-  async function membersOf(tx: Sql, workspaceId: string, identities: RawIdentity[]): Promise<string[]> {
-    const types: string[] = []
-    const values: string[] = []
-    for (const i of identities) {
-      const v = normalizeIdentity(i.type, i.value)
-      if (v !== null) {
-        types.push(i.type)
-        values.push(v)
-      }
-    }
-    if (types.length === 0) return []
-    const rows = await tx.query<{ id: string }>(
-      `SELECT c.id::text AS id FROM contacts c
-        WHERE c.workspace_id = $1
-          AND COALESCE(c.merged_into, c.id) IN (
-                SELECT i.contact_id FROM identities i
-                  JOIN unnest($2::text[], $3::text[]) AS q(type, value) ON q.type = i.type AND q.value = i.value
-                 WHERE i.workspace_id = $1)`,
-      [workspaceId, types, values],
-    )
-    return rows.map((r) => r.id)
-  }
-
-  /** The contact's latest keyword opt-out at or before `at` (by occurred_at), with its groups. */
-  async function latestKeywordOptOut(tx: Sql, workspaceId: string, identities: RawIdentity[], at: Date) {
-    const members = await membersOf(tx, workspaceId, identities)
-    if (members.length === 0) return null
-    const [latest] = await tx.query<{ signal_key: string; message_id: string | null }>(
-      `SELECT e.evidence->>'signal_key' AS signal_key, e.evidence->>'message_id' AS message_id
-         FROM consent_events e
-        WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.state = 'unsubscribed'
-          AND e.source IN ('inbound_keyword', 'template_button') AND e.evidence->>'keyword_action' = 'opt_out'
-          AND e.evidence ? 'signal_key' AND e.occurred_at <= $3
-        ORDER BY e.occurred_at DESC, e.id DESC LIMIT 1`,
-      [workspaceId, members, at.toISOString()],
-    )
-    if (!latest) return null
-    const groups = await groupsOfSignal(tx, workspaceId, members, latest.signal_key, `e.evidence->>'keyword_action' = 'opt_out'`)
-    return { signalKey: latest.signal_key, messageId: latest.message_id, groups }
-  }
-
-  /** The latest platform stop/resume of the contact for a number at or before `at`; stop wins ties. */
-  async function latestPlatformSignal(tx: Sql, workspaceId: string, identities: RawIdentity[], phoneNumberId: string, at: Date) {
-    const members = await membersOf(tx, workspaceId, identities)
-    if (members.length === 0) return null
-    const [latest] = await tx.query<{ signal_key: string; action: string }>(
-      `SELECT e.evidence->>'signal_key' AS signal_key, e.platform_stop AS action
-         FROM consent_events e
-        WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.platform_stop IS NOT NULL
-          AND e.evidence->>'phone_number_id' = $3 AND e.evidence ? 'signal_key' AND e.occurred_at <= $4
-        ORDER BY e.occurred_at DESC, (e.platform_stop = 'stop') DESC, e.id DESC LIMIT 1`,
-      [workspaceId, members, phoneNumberId, at.toISOString()],
-    )
-    if (!latest) return null
-    const groups = latest.action === 'stop' ? await groupsOfSignal(tx, workspaceId, members, latest.signal_key, `e.platform_stop = 'stop'`) : []
-    return { signalKey: latest.signal_key, action: latest.action, groups }
-  }
-
-  async function groupsOfSignal(tx: Sql, workspaceId: string, members: string[], signalKey: string, filter: string): Promise<string[]> {
-    const rows = await tx.query<{ g: string }>(
-      `SELECT DISTINCT e.subscription_group_id::text AS g FROM consent_events e
-        WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.state = 'unsubscribed'
-          AND e.evidence->>'signal_key' = $3 AND ${filter}
-        ORDER BY 1`,
-      [workspaceId, members, signalKey],
-    )
-    return rows.map((r) => r.g)
+    return { items: out }
   }
 
   /** Reprocesses the unmapped rows that name a number just mapped; returns how many were processed. */
@@ -573,14 +521,57 @@ function rowStatus(rejected: Map<string, number>, unmapped: boolean, deferred: b
 
 /**
  * The ledger identities of a signal: the phone (wa_id) and/or the BSUID, linked when both are
- * present. A wa_id that is not a valid phone is left out when a BSUID identifies the person;
- * alone it is kept, so the ledger rejects the item (invalid_phone) and the row is kept as failed.
+ * present. Meta vouches for a wa_id: one that libphonenumber does not accept as valid is still the
+ * phone `+<wa_id>` when it is a possible number (`unverified`, flagged `phone_unverified` in the
+ * evidence), so an opt-out is never lost for a formatting reason. One that is not even possible is
+ * left out when a BSUID identifies the person; alone it is kept, so the ledger rejects the item
+ * (invalid_phone) and the row is kept as failed (listed, replayable).
  */
-function identitiesOf(s: Signal): RawIdentity[] {
+function identitiesOf(s: Signal): { identities: RawIdentity[]; phoneUnverified: boolean } {
   const out: RawIdentity[] = []
-  if (s.who.waId !== undefined && (s.who.bsuid === undefined || normalizePhone(s.who.waId) !== null)) out.push({ type: 'phone', value: s.who.waId })
+  let phoneUnverified = false
+  if (s.who.waId !== undefined) {
+    if (normalizePhone(s.who.waId) !== null) out.push({ type: 'phone', value: s.who.waId })
+    else if (possiblePhone(s.who.waId) !== null) {
+      out.push({ type: 'phone', value: s.who.waId, unverified: true })
+      phoneUnverified = true
+    } else if (s.who.bsuid === undefined) out.push({ type: 'phone', value: s.who.waId })
+  }
   if (s.who.bsuid !== undefined) out.push({ type: 'bsuid', value: s.who.bsuid })
-  return out
+  return { identities: out, phoneUnverified }
+}
+
+// A NUL, or a UTF-16 surrogate without its pair (JSON allows both as escapes).
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/**
+ * Text PostgreSQL can store: NUL dropped, a lone surrogate replaced by U+FFFD. Applied to the
+ * evidence before the ledger hashes it, so the stored and the hashed values are the same (the raw
+ * payload, with its body_sha256, stays in the inbox).
+ */
+export function storableText(v: string): string {
+  return v.replace(UNSTORABLE, (c) => (c === '\u0000' ? '' : '\uFFFD'))
+}
+
+/** The evidence with every string made storable; `changed` when anything was. */
+function storableEvidence(ev: Record<string, unknown>): { evidence: Record<string, unknown>; changed: boolean } {
+  let changed = false
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      const c = storableText(v)
+      if (c !== v) changed = true
+      return c
+    }
+    if (Array.isArray(v)) return v.map(walk)
+    if (v !== null && typeof v === 'object') {
+      const o: Record<string, unknown> = {}
+      for (const [k, x] of Object.entries(v)) o[walk(k) as string] = walk(x)
+      return o
+    }
+    return v
+  }
+  const evidence = walk(ev) as Record<string, unknown>
+  return { evidence, changed }
 }
 
 export type WebhookProcessor = ReturnType<typeof createWebhookProcessor>

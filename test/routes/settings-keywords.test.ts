@@ -22,10 +22,11 @@ t.test('defaults, normalised storage, validation', async (t) => {
   const rules = d.json().rules as { keyword: string; action: string; scope: unknown }[]
   t.same(
     rules.filter((r) => r.action === 'opt_out' && r.scope === 'all').map((r) => r.keyword),
-    ['STOP', 'STOPALL', 'STOP ALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT', 'OPT OUT'],
+    ['STOP', 'STOPALL', 'STOP ALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT', 'OPT OUT',
+      'PARAR', 'BAJA', 'DAR DE BAJA', 'DESCADASTRAR', 'ARRÊT', 'DÉSABONNER', 'STOPP', 'ABMELDEN', 'BERHENTI', 'СТОП', 'ОТПИСАТЬСЯ', 'إيقاف', 'إلغاء الاشتراك'],
   )
-  t.same(rules.filter((r) => r.scope === 'marketing').map((r) => r.keyword), ['STOP PROMOTIONS'])
-  t.same(rules.filter((r) => r.action === 'opt_in').map((r) => r.keyword), ['START', 'UNSTOP'])
+  t.same(rules.filter((r) => r.scope === 'marketing').map((r) => r.keyword), ['STOP PROMOTIONS', 'SAIR', 'BASTA'])
+  t.same(rules.filter((r) => r.action === 'opt_in').map((r) => r.keyword), ['START', 'UNSTOP', 'ALTA', 'INICIAR', 'DÉMARRER'])
   t.same(d.json(), (await get(ta, ta.root)).json(), 'the same for every workspace')
 
   const G = await newGroup(ta, A.auth)

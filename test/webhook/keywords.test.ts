@@ -140,3 +140,31 @@ t.test('settings normalisation: stored upper-case, empty and duplicate keywords 
     ],
   )
 })
+
+t.test("default rules for WhatsApp's largest markets, accent-, case-, width- and hamza-insensitive", async (t) => {
+  const d = DEFAULT_KEYWORD_SETTINGS
+  const action = (s: string) => {
+    const m = matchKeyword(d, text(s))
+    return m ? `${m.rule.action}/${typeof m.rule.scope === 'string' ? m.rule.scope : 'list'}` : null
+  }
+  const optOutAll = [
+    'parar', 'Parar.', 'ＰＡＲＡＲ', 'baja', 'BAJA!', 'dar de baja', 'Descadastrar', 'arret', 'Arrêt', 'ARRÊT 🛑', 'désabonner', 'stopp', 'Stopp!',
+    'abmelden', 'berhenti', 'Berhenti.', 'стоп', 'СТОП', 'отписаться', 'إيقاف', 'ايقاف', 'إلغاء الاشتراك', 'الغاء الاشتراك',
+  ]
+  for (const s of optOutAll) t.equal(action(s), 'opt_out/all', s)
+  for (const s of ['sair', 'Sair!', 'basta', 'BASTA!!']) t.equal(action(s), 'opt_out/marketing', `${s}: a word also used to leave a chat menu: marketing only`)
+  for (const s of ['alta', 'Iniciar', 'démarrer', 'DEMARRER']) t.equal(action(s), 'opt_in/all', s)
+  // Words that mean "cancel" (an order, an appointment) are not opt-outs by default.
+  for (const s of ['cancelar', 'batal', 'annulla', 'iptal', 'não parar', 'parar de enviar pedidos']) t.equal(action(s), null, s)
+
+  // Stored keywords keep their accents; matching ignores them, both ways.
+  t.equal(normalizeKeywordText(' arrêt! '), 'ARRÊT')
+  const custom: KeywordSettings = { enabled: true, mode: 'exact', rules: [{ keyword: 'ARRÊT', action: 'opt_out', scope: 'all' }, { keyword: 'VOLVER', action: 'opt_in', scope: 'all' }] }
+  t.ok(matchKeyword(custom, text('arret')), 'ARRÊT matches arret')
+  t.ok(matchKeyword(custom, text('Arrêt')), 'and arrêt')
+  t.ok(matchKeyword(custom, text('VOLVÉR')), 'VOLVER matches VOLVÉR')
+  const dup = normalizeKeywordSettings({ enabled: true, mode: 'exact', rules: [{ keyword: 'arret', action: 'opt_out', scope: 'all' }, { keyword: 'ARRÊT', action: 'opt_out', scope: 'all' }] })
+  t.same(dup.problems.map((p) => [p.pointer, p.code]), [['/body/rules/1/keyword', 'duplicate_keyword']], 'the same keyword once accents are set aside')
+  // Every default rule is unique under matching, so none shadows another.
+  t.same(normalizeKeywordSettings(d).problems, [])
+})

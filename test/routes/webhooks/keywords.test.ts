@@ -1,6 +1,6 @@
 /**
- * Keyword rules through the webhook (DESIGN §5): START/UNSTOP restore exactly the groups of the
- * contact's latest keyword opt-out (and nothing else); STOP PROMOTIONS is marketing only; group-list
+ * Keyword rules through the webhook (DESIGN §5): START/UNSTOP restore what the contact's latest
+ * keyword opt-out took away (and nothing else, see restore.test.ts); STOP PROMOTIONS is marketing only; group-list
  * scopes; the master toggle; lenient mode; a message matching nothing records nothing.
  */
 import t from 'tap'
@@ -67,12 +67,12 @@ t.test('START restores exactly the groups of the latest keyword opt-out', async 
   t.same(await states(ta, other), { 'auth codes': 'unsubscribed', orders: 'unsubscribed', promos: 'unsubscribed' })
 })
 
-t.test('START never subscribes groups the latest opt-out did not name; messages matching nothing record nothing', async (t) => {
+t.test('START never subscribes groups the person was not in; messages matching nothing record nothing', async (t) => {
   const { ta } = await setup(t)
   const phone = '+14155550912'
   await deliver(ta.app, variant('meta-button-stop-promotions.json', { id: 'n1', ts: T + 1, waId: '14155550912' }))
   await deliver(ta.app, textMessage('START', { id: 'n2', ts: T + 2, waId: '14155550912' }))
-  t.same(await states(ta, phone), { promos: 'subscribed' }, 'only the marketing group the opt-out named')
+  t.same(await states(ta, phone), { promos: 'unsubscribed' }, 'never subscribed: START gives nothing back (only the opt-out is recorded)')
   const before = (await ta.app.database.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM consent_events`))[0]!.n
   for (const [i, text] of ["don't stop", 'please stop', 'Stop sending me this please', 'hi', 'START NOW', '🛑'].entries()) {
     await deliver(ta.app, textMessage(text, { id: `n3-${i}`, ts: T + 3 + i, waId: '14155550912' }))
@@ -85,6 +85,14 @@ t.test('custom rules: group-list scopes, lenient mode, the master toggle', async
   const { ta, M, U } = await setup(t)
   const w = '14155550913'
   const phone = `+${w}`
+  // Subscribed to the marketing and utility groups first (a restore gives back only those).
+  const sub = await ta.app.inject({
+    method: 'POST',
+    url: '/consent/events',
+    headers: ta.root,
+    payload: { events: [M, U].map((g) => ({ phone, subscription_group_id: g, state: 'subscribed', occurred_at: '2025-01-01T00:00:00Z', method: 'web_form', evidence: { consent_text: 'yes' } })) },
+  })
+  t.equal(sub.statusCode, 200, sub.body)
   t.equal(
     (
       await put(ta, {
@@ -101,7 +109,7 @@ t.test('custom rules: group-list scopes, lenient mode, the master toggle', async
     200,
   )
   await deliver(ta.app, textMessage('No more orders!', { id: 'c1', ts: T + 1, waId: w }))
-  t.same(await states(ta, phone), { orders: 'unsubscribed' }, 'a list scope')
+  t.same(await states(ta, phone), { orders: 'unsubscribed', promos: 'subscribed' }, 'a list scope')
   await deliver(ta.app, textMessage('please, stop it', { id: 'c2', ts: T + 2, waId: w }))
   t.same(await states(ta, phone), { 'auth codes': 'unsubscribed', orders: 'unsubscribed', promos: 'unsubscribed' }, 'lenient: a short message containing STOP')
   await deliver(ta.app, textMessage('VOLVER', { id: 'c3', ts: T + 3, waId: w }))
@@ -118,4 +126,29 @@ t.test('custom rules: group-list scopes, lenient mode, the master toggle', async
   t.same(await states(ta, `+${w2}`), {}, 'disabled: nothing')
   await deliver(ta.app, variant('meta-user-preferences-stop.json', { id: 'c6', ts: T + 6, waId: w2 }))
   t.same(await states(ta, `+${w2}`), { promos: 'unsubscribed' }, 'user_preferences still apply')
+})
+
+t.test("the shipped market words work through the webhook, and stay editable", async (t) => {
+  const { ta } = await setup(t)
+  const cases: [string, string, Record<string, string>][] = [
+    ['14155550921', 'Parar', { 'auth codes': 'unsubscribed', orders: 'unsubscribed', promos: 'unsubscribed' }],
+    ['14155550922', 'ARRÊT.', { 'auth codes': 'unsubscribed', orders: 'unsubscribed', promos: 'unsubscribed' }],
+    ['14155550923', 'ＳＴＯＰＰ', { 'auth codes': 'unsubscribed', orders: 'unsubscribed', promos: 'unsubscribed' }],
+    ['14155550924', 'ايقاف', { 'auth codes': 'unsubscribed', orders: 'unsubscribed', promos: 'unsubscribed' }],
+    ['14155550925', 'Basta!', { promos: 'unsubscribed' }],
+    ['14155550926', 'cancelar', {}],
+  ]
+  for (const [i, [w, text, expected]] of cases.entries()) {
+    await deliver(ta.app, textMessage(text, { id: `m${i}`, ts: T + i, waId: w }))
+    t.same(await states(ta, `+${w}`), expected, text)
+  }
+  const [ev] = await ta.app.database.sql.query<{ evidence: Record<string, unknown> }>(`SELECT evidence FROM consent_events WHERE evidence->>'message_id' LIKE '%.m1' LIMIT 1`)
+  t.match(ev!.evidence, { text: 'ARRÊT.', matched_keyword: 'ARRÊT' })
+
+  // A workspace that drops a word: it no longer opts anyone out.
+  const current = (await ta.app.inject({ method: 'GET', url: '/settings/keywords', headers: ta.root })).json()
+  const rules = current.rules.filter((r: { keyword: string }) => r.keyword !== 'PARAR')
+  t.equal((await put(ta, { ...current, rules })).statusCode, 200)
+  await deliver(ta.app, textMessage('parar', { id: 'm9', ts: T + 9, waId: '14155550927' }))
+  t.same(await states(ta, '+14155550927'), {}, 'PARAR removed by the workspace')
 })

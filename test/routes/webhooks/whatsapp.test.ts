@@ -150,8 +150,10 @@ t.test("every Meta fixture, as its exact bytes, records what DESIGN §6 says", a
     'meta-status-failed-131049.json': { groups: [] },
     'meta-status-failed-131050.json': { groups: marketing, state: 'unsubscribed', source: 'meta_delivery_error', stop: 'stop' },
     'meta-user-preferences-stop.json': { groups: marketing, state: 'unsubscribed', source: 'meta_user_preferences', stop: 'stop' },
-    // Restores the groups of the latest stop at or before it: the preference stop of the same second.
-    'meta-user-preferences-resume.json': { groups: marketing, state: 'subscribed', source: 'meta_user_preferences', stop: 'resume' },
+    // Answers the latest stop at or before it (the preference stop of the same second), which took
+    // no subscription away (nothing was subscribed before it): one event per group carrying the
+    // resume, each keeping the group's state (unsubscribed), so no consent is made up.
+    'meta-user-preferences-resume.json': { groups: marketing, state: 'unsubscribed', source: 'meta_user_preferences', stop: 'resume' },
   }
   for (const name of META_FIXTURES) {
     const raw = fixture(name) // exact bytes, not re-serialised
@@ -162,6 +164,7 @@ t.test("every Meta fixture, as its exact bytes, records what DESIGN §6 says", a
     const exp = expected[name]
     t.same(rows.map((r) => r.subscription_group_id).sort(), exp.groups, `${name}: groups`)
     for (const r of rows) {
+      t.equal(r.state, exp.state, `${name}: state`)
       t.match(r, { state: exp.state, source: exp.source, method: 'whatsapp', actor: 'meta-webhook', platform_stop: exp.stop ?? null, identity_type: 'phone', identity_value: '+16505551234' }, name)
       t.match(r.evidence, { phone_number_id: FIXTURE_PNID, display_phone_number: '15550783881', waba_id: '102290129340398', inbox_id: ack.inbox_id, body_sha256: /^[0-9a-f]{64}$/, wa_id: '16505551234' }, `${name}: evidence`)
     }
@@ -224,6 +227,14 @@ t.test('BSUID-only variants find or create the contact by bsuid; both identities
   t.match(check.json().results[0], { state: 'unsubscribed', reason: 'opted_out' })
 
   // Linking: phone-only STOP (contact A), then a payload carrying both → one contact with both.
+  // (Subscribed to the utility group first: START gives back only what a STOP took away.)
+  const sub = await ta.app.inject({
+    method: 'POST',
+    url: '/consent/events',
+    headers: ta.root,
+    payload: { events: [{ phone: '+14155550123', subscription_group_id: groups.utility, state: 'subscribed', occurred_at: '2025-01-01T00:00:00Z', method: 'web_form', evidence: { consent_text: 'yes' } }] },
+  })
+  t.equal(sub.statusCode, 200, sub.body)
   await deliver(ta.app, textMessage('STOP', { id: 'p1', ts: 1750000001, waId: '14155550123' }))
   await deliver(ta.app, textMessage('STOP', { id: 'p2', ts: 1750000002, waId: '14155550123', bsuid: 'US.40000000000000000004' }))
   const linked = await ta.app.database.sql.query<{ n: number }>(
@@ -277,15 +288,23 @@ t.test('batched payloads: several entries, changes and messages, item by item', 
       },
     ],
   }
+  // 14155550201 was subscribed to the utility group only: START gives back that one.
+  const sub = await ta.app.inject({
+    method: 'POST',
+    url: '/consent/events',
+    headers: ta.root,
+    payload: { events: [{ phone: '+14155550201', subscription_group_id: groups.utility, state: 'subscribed', occurred_at: '2025-01-01T00:00:00Z', method: 'web_form', evidence: { consent_text: 'yes' } }] },
+  })
+  t.equal(sub.statusCode, 200, sub.body)
   const ack = await deliver(ta.app, JSON.stringify(payload))
   t.equal(ack.status, 'processed')
-  const rows = await events(ta)
+  const rows = (await events(ta)).filter((r) => r.source !== 'api')
   const summary = rows.map((r) => [r.identity_value, r.evidence.message_id ?? r.evidence.status_id, r.state, r.subscription_group_id])
   const { numberMarketing: NM, marketing: M, utility: U, otherNumber: O } = groups
   const groupsOf = (id: string) => summary.filter((s) => s[1] === id).map((s) => s[3]).sort()
   t.same(groupsOf('wamid.batch1'), [NM, M, U, O].sort(), 'STOP: every WhatsApp group')
   t.same(groupsOf('wamid.batch2'), [], 'hello: nothing')
-  t.same(summary.filter((s) => s[1] === 'wamid.batch3').map((s) => s[2]), ['subscribed', 'subscribed', 'subscribed', 'subscribed'], 'START (later in the same batch) restores them')
+  t.same(summary.filter((s) => s[1] === 'wamid.batch3').map((s) => [s[2], s[3]]), [['subscribed', U]], 'START (later in the same batch) sees the STOP and restores what it took away')
   t.same(groupsOf('wamid.batch4'), [NM, M, O].sort(), 'stop promotions to the second number: marketing groups')
   t.same(groupsOf('wamid.batch5'), [NM, M].sort(), '131050: marketing groups of the number')
   t.equal((await events(ta, `evidence->>'waba_id' = 'WABA2'`)).length, 5, 'WABA id per entry')
