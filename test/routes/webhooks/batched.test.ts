@@ -37,8 +37,21 @@ function traffic(): string[] {
 async function setup(t: Parameters<typeof buildTestApp>[0], inlineMax: string) {
   const ta = await buildTestApp(t, { ...WEBHOOK_ENV, WEBHOOK_INLINE_MAX: inlineMax })
   await mapNumber(ta.app, ta.root)
-  await newGroup(ta, ta.root, { name: 'promos' })
-  await newGroup(ta, ta.root, { name: 'orders', category: 'utility' })
+  const groups = [await newGroup(ta, ta.root, { name: 'promos' }), await newGroup(ta, ta.root, { name: 'orders', category: 'utility' })]
+  // The people whose restores the traffic exercises were subscribed first (a restore gives back
+  // only what an opt-out took away).
+  const people = ['+14155551000', '+14155551001', '+14155551002', '+14155551003', '+14155552000', '+14155554000']
+  const r = await ta.app.inject({
+    method: 'POST',
+    url: '/consent/events',
+    headers: ta.root,
+    payload: {
+      events: people.flatMap((phone) =>
+        groups.map((g) => ({ phone, subscription_group_id: g, state: 'subscribed', occurred_at: '2025-01-01T00:00:00Z', method: 'web_form', evidence: { consent_text: 'yes' } })),
+      ),
+    },
+  })
+  if (r.statusCode !== 200) throw new Error(r.body)
   return ta
 }
 
@@ -110,6 +123,6 @@ t.test('shutdown processes the acknowledged rows still waiting', async (t) => {
   t.teardown(() => c.end())
   const rows = (await c.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM webhook_inbox GROUP BY status`)).rows
   t.same(rows, [{ status: 'processed', n: 5 }], 'every acknowledged row processed before the pool closed')
-  const events = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM consent_events WHERE type = 'consent'`)).rows[0]!.n
+  const events = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM consent_events WHERE type = 'consent' AND actor = 'meta-webhook'`)).rows[0]!.n
   t.equal(events, 10, 'two groups per STOP')
 })

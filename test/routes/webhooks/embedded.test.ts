@@ -17,6 +17,14 @@ t.test('inbox, unmapped → mapped, deferred START, platform stop and the sweep 
   const root = { authorization: `Bearer ${ROOT_KEY}` }
   const group = (await app.inject({ method: 'POST', url: '/subscription-groups', headers: root, payload: { name: 'promos', channel: 'whatsapp', category: 'marketing' } })).json().id
 
+  // Subscribed first: the deferred START below gives back what its STOP took away.
+  const sub = await app.inject({
+    method: 'POST',
+    url: '/consent/events',
+    headers: root,
+    payload: { events: [{ phone: '+14155550100', subscription_group_id: group, state: 'subscribed', occurred_at: '2025-01-01T00:00:00Z', method: 'web_form', evidence: { consent_text: 'yes' } }] },
+  })
+  t.equal(sub.statusCode, 200, sub.body)
   t.equal((await deliver(app, textMessage('STOP', { id: 'e0', ts: 1750000000 }))).status, 'unmapped')
   await mapNumber(app, root)
   t.equal((await deliver(app, textMessage('START', { id: 'e2', ts: 1750000020, waId: '14155550100' }))).status, 'deferred')
