@@ -76,6 +76,8 @@ export const EnvSchema = Type.Object({
   /** Failed authentications per client address per window before it gets 429 (docs/operations.md). */
   AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 30 }),
   AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  /** Largest CSV upload in bytes (1 GiB). */
+  IMPORT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 * 64, default: 1024 * 1024 * 1024 }),
   /** JSON body limit in bytes (DESIGN §4: 1 MiB). */
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   /** Braze's per-request object limit on /users/track. */

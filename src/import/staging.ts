@@ -12,7 +12,7 @@
 import { parse } from 'csv-parse'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { Transform, Writable, type Readable } from 'node:stream'
+import { PassThrough, Transform, Writable, type Readable } from 'node:stream'
 import { pipeline, finished } from 'node:stream/promises'
 import type pg from 'pg'
 import copyStreams from 'pg-copy-streams'
@@ -73,10 +73,37 @@ export function meter(limit: number) {
   return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) }
 }
 
+/**
+ * The request body as a pipeline's source that the pipeline cannot destroy. A failed pipeline
+ * (the size limit, a broken CSV, a lost database) destroys its source, and destroying the request
+ * resets the connection before the error answer is written: the client saw ECONNRESET instead of
+ * 413. Here the request is only unpiped; the error handler then drains it or closes the
+ * connection after the answer (src/plugins/error-handler.ts).
+ */
+function fromRequest(source: Readable): Readable {
+  const pass = new PassThrough()
+  const onError = (err: Error) => pass.destroy(err)
+  // A client that goes away mid-upload: the same error the pipeline would have seen.
+  const onClose = () => {
+    if (!source.readableEnded) pass.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+  }
+  source.on('error', onError)
+  source.once('close', onClose)
+  source.pipe(pass)
+  pass.once('close', () => {
+    source.unpipe(pass)
+    source.off('error', onError)
+    source.off('close', onClose)
+    // Whatever is left of the body is read and discarded (bounded by the error handler).
+    source.resume()
+  })
+  return pass
+}
+
 /** sha256 and size of a stream, read to the end and discarded (an Idempotency-Key replay). */
 export async function digestStream(source: Readable, limit: number): Promise<{ bytes: number; sha256: string }> {
   const m = meter(limit)
-  await pipeline(source, m.stream, new Writable({ write: (_c, _e, cb) => cb() }))
+  await pipeline(fromRequest(source), m.stream, new Writable({ write: (_c, _e, cb) => cb() }))
   return m.result()
 }
 
@@ -149,7 +176,7 @@ export async function stageCsv(source: Readable, sink: RowSink, opts: { limit: n
   })
 
   try {
-    await pipeline(source, m.stream, parser)
+    await pipeline(fromRequest(source), m.stream, parser)
   } catch (err) {
     failure ??= err
   }

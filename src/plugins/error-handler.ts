@@ -148,9 +148,40 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Pro
     })
 }
 
+/** A body of at most this many bytes (Content-Length) is read to its end after an early answer. */
+const DRAIN_MAX_BYTES = 1024 * 1024
+/** How long the rest of a larger body is read and discarded before the connection is cut. */
+const DRAIN_MS = 10_000
+
+/**
+ * An answer given before the request's body was read (too large, unauthenticated, refused upload).
+ * The client is usually still sending: destroying the socket now resets the connection before it
+ * reads the answer (ECONNRESET/EPIPE), and leaving the rest unread leaves a keep-alive connection
+ * that the client's next request waits on. A small rest is read and discarded, and the connection
+ * stays open; a larger one gets `Connection: close` (the client opens a new connection for its
+ * next request), and is read and discarded while it keeps coming, for DRAIN_MS at most.
+ */
+export function settleUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw
+  if (raw.complete || raw.readableEnded || raw.destroyed) return
+  const length = Number(request.headers['content-length'])
+  raw.resume()
+  if (Number.isFinite(length) && length <= DRAIN_MAX_BYTES) return
+  reply.header('connection', 'close')
+  const timer = setTimeout(() => {
+    // (app.inject's request has a socket-like object without destroy.)
+    if (!raw.complete && typeof raw.socket?.destroy === 'function') raw.socket.destroy()
+  }, DRAIN_MS)
+  timer.unref()
+  const done = () => clearTimeout(timer)
+  raw.once('end', done)
+  raw.once('close', done)
+}
+
 export default fp(
   async (app) => {
     app.setErrorHandler((err, request, reply) => {
+      settleUnreadBody(request, reply)
       const p = toProblem(err as FastifyError)
       // An outage fails every request alike: one line each, without the stack.
       if (p.code === 'database_unavailable') request.log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'database unavailable')
@@ -168,6 +199,7 @@ export default fp(
       brazeMethods.set(route.url, methods)
     })
     app.setNotFoundHandler((request, reply) => {
+      settleUnreadBody(request, reply)
       const path = pathOf(request)
       const allowed = brazeMethods.get(path)
       if (allowed) {

@@ -26,7 +26,6 @@ import {
   type ImportDto,
 } from '../../schemas/imports.js'
 import { DomainError, notFound } from '../../errors/domain-error.js'
-import { MAX_UPLOAD_BYTES } from '../../import/import-service.js'
 import { errorRange, getImport, lastErrorRow, listImports, type ImportRecord } from '../../import/import-repository.js'
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString())
@@ -72,7 +71,7 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/imports',
     {
-      bodyLimit: MAX_UPLOAD_BYTES,
+      bodyLimit: app.config.IMPORT_MAX_BYTES,
       config: { scope: 'consent:write' },
       schema: {
         tags,
@@ -99,9 +98,10 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
       if (!(request.body instanceof Readable)) {
         throw new DomainError(415, 'unsupported_media_type', 'POST /imports takes Content-Type: text/csv')
       }
+      const limit = app.config.IMPORT_MAX_BYTES
       const length = Number(request.headers['content-length'])
-      if (Number.isFinite(length) && length > MAX_UPLOAD_BYTES) {
-        throw new DomainError(413, 'body_too_large', `the file exceeds ${MAX_UPLOAD_BYTES} bytes`)
+      if (Number.isFinite(length) && length > limit) {
+        throw new DomainError(413, 'body_too_large', `the file exceeds ${limit} bytes`)
       }
       const header = request.headers['idempotency-key']
       const out = await app.imports.upload({
@@ -115,6 +115,7 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
           sourceLabel: request.query.source_label ?? null,
         },
         body: request.body as Readable,
+        limit,
       })
       if (out.replayed) reply.header('idempotent-replayed', 'true')
       else {
