@@ -15,7 +15,7 @@ import { AUTH, DATABASE, figures, PNID, startStack } from './stack.js'
 
 const KILLS = 3
 const RUN_MS = 2_500
-t.setTimeout(180_000)
+t.setTimeout(290_000)
 
 t.test('kill -9 under load: nothing acknowledged lost or duplicated, pending webhooks processed after restart', async (t) => {
   const stack = await startStack(t, 'kill', { env: { WEBHOOK_INLINE_MAX: '0' } })
