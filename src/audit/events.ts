@@ -40,6 +40,7 @@ import { stringify } from 'csv-stringify'
 import type { Sql } from '../db/sql.js'
 import { lookupPhone } from '../contacts/identity.js'
 import { badRequest, notFound } from '../errors/domain-error.js'
+import { parseDateTime } from '../input/date-time.js'
 import { EVENT_COLUMNS, toAuditEvent, type AuditEvent, type EventRow } from './event-row.js'
 
 export interface EventFilter {
@@ -104,8 +105,8 @@ export async function familyOf(sql: Sql, workspaceId: string, contactId: string)
 
 function parseTime(v: string | undefined, pointer: string): Date | null {
   if (v === undefined) return null
-  const d = new Date(v)
-  if (Number.isNaN(d.getTime())) throw badRequest('invalid_time', `${pointer.split('/').pop()} must be an RFC 3339 date-time`, [{ pointer, message: 'invalid date-time' }])
+  const d = parseDateTime(v)
+  if (d === null) throw badRequest('invalid_time', `${pointer.split('/').pop()} must be an RFC 3339 date-time`, [{ pointer, message: 'invalid date-time' }])
   return d
 }
 

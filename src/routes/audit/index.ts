@@ -7,6 +7,7 @@
  * Decisions are documented in src/audit/*.ts, next to the code, and in the README
  * ("How an auditor verifies").
  */
+import { parseDateTime } from '../../input/date-time.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../schemas/common.js'
 import {
@@ -129,7 +130,8 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { at, basis, ...sel } = request.query
-      const when = at ? new Date(at) : new Date()
+      // `at` passed the strict date-time format; the same parser gives its instant.
+      const when = at ? parseDateTime(at)! : new Date()
       return stateAt(app.audit.readSql, request.principal.workspaceId, { ...oneSelector(sel), at: when, basis: basis ?? 'recorded' })
     },
   )
