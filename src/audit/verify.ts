@@ -13,6 +13,10 @@
  * recomputes only the latest root, for very large workspaces: each root costs one pass over the
  * workspace's contacts).
  *
+ * Projection: consent_state and platform_stops, what the pre-send check reads, are compared with a
+ * fold of the ledger by the ordering rule (src/ledger/projection.ts); each difference is reported
+ * (`projection.differences`, at most MAX_BROKEN). POST /audit/projection/rebuild repairs them.
+ *
  * Cost: one streaming pass over the workspace's events in (contact, id) order, batches of
  * CONTACT_BATCH contacts; memory holds one batch. The report lists at most MAX_BROKEN contacts
  * (`broken_truncated` says when there were more).
@@ -22,6 +26,7 @@ import { checkChain, type ChainProblem } from './chains.js'
 import { allCheckpoints, latestCheckpoint, rebuildTree } from './checkpoints.js'
 import { EVENT_COLUMNS, type EventRow } from './event-row.js'
 import { verifyCheckpointSignature, type Signer } from './signing.js'
+import { projectionDifferences, type ProjectionDifference } from '../ledger/projection.js'
 
 const CONTACT_BATCH = 500
 const MAX_BROKEN = 10_000
@@ -43,6 +48,7 @@ export interface VerifyReport {
     latest_sequence: number | null
     invalid: { sequence: number; problems: string[] }[]
   }
+  projection: { difference_count: number; differences: ProjectionDifference[]; differences_truncated: boolean }
 }
 
 export async function verifyWorkspace(
@@ -60,6 +66,7 @@ export async function verifyWorkspace(
     broken: [],
     broken_truncated: false,
     checkpoints: { enabled: !!opts.signer, key_fingerprint: opts.signer?.fingerprint ?? null, checked: 0, roots_checked: 0, latest_sequence: null, invalid: [] },
+    projection: { difference_count: 0, differences: [], differences_truncated: false },
   }
   const flag = (contact_id: string, problems: ChainProblem[]) => {
     report.broken_count++
@@ -140,6 +147,10 @@ export async function verifyWorkspace(
     }
     if (problems.length > 0) report.checkpoints.invalid.push({ sequence: cp.sequence, problems })
   }
-  report.ok = report.broken_count === 0 && report.checkpoints.invalid.length === 0
+  // The projection the check reads.
+  const diff = await projectionDifferences(sql, workspaceId, MAX_BROKEN)
+  report.projection = { difference_count: diff.count, differences: diff.differences, differences_truncated: diff.count > diff.differences.length }
+
+  report.ok = report.broken_count === 0 && report.checkpoints.invalid.length === 0 && diff.count === 0
   return report
 }

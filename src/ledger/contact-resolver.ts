@@ -246,14 +246,6 @@ async function mergeContacts(sql: Sql, workspaceId: string, survivor: string, go
       WHERE workspace_id = $1 AND (id = $3 OR merged_into = $3)`,
     [workspaceId, survivor, gone],
   )
-  await sql.query(
-    `INSERT INTO platform_stops (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id)
-     SELECT workspace_id, $2, phone_number_id, stopped, occurred_at, event_id
-       FROM platform_stops WHERE workspace_id = $1 AND contact_id = $3
-     ON CONFLICT (workspace_id, contact_id, phone_number_id) DO UPDATE
-        SET stopped = excluded.stopped, occurred_at = excluded.occurred_at, event_id = excluded.event_id, updated_at = now()
-      WHERE excluded.occurred_at > platform_stops.occurred_at`,
-    [workspaceId, survivor, gone],
-  )
-  await sql.query(`DELETE FROM platform_stops WHERE workspace_id = $1 AND contact_id = $2`, [workspaceId, gone])
+  // The projection rows (consent_state and platform_stops) of both are brought to the fold of
+  // their union afterwards, by the append (recomputeProjection for the survivors).
 }

@@ -15,7 +15,7 @@ import type { Sql } from '../db/sql.js'
 import { normalizeIdentity, type Identity } from '../contacts/identity.js'
 import { flushPending, identityLockKeys, resolveContacts } from './contact-resolver.js'
 import { chainHash, GENESIS, isoString, type HashableEvent } from './hash-chain.js'
-import { recomputeProjection } from './projection.js'
+import { PROJECTION_WRITE, recomputeProjection } from './projection.js'
 import { parseDateTime } from '../input/date-time.js'
 import { findUnstorable, MAX_DEPTH } from '../input/storable.js'
 import {
@@ -169,7 +169,7 @@ function validate(item: AppendItem, index: number, receivedAt: Date, origin: Ori
   if (method !== null && !(METHODS as readonly string[]).includes(method)) {
     return reject('invalid_method', `method must be one of ${METHODS.join(', ')}`, '/method')
   }
-  const evidence = item.evidence ?? {}
+  let evidence = item.evidence ?? {}
   if (typeof evidence !== 'object' || evidence === null || Array.isArray(evidence)) {
     return reject('invalid_evidence', 'evidence must be a JSON object', '/evidence')
   }
@@ -177,6 +177,15 @@ function validate(item: AppendItem, index: number, receivedAt: Date, origin: Ori
   // are refused, not repaired, so the hash covers exactly what jsonb stores (docs/input-rules.md).
   const unstorable = findUnstorable(evidence, '/evidence', MAX_DEPTH, 1)[0]
   if (unstorable) return reject('invalid_evidence', `evidence ${unstorable.message}`, unstorable.pointer)
+  // A platform stop's business number is part of the hashed event (evidence.phone_number_id): the
+  // platform_stops projection is rebuilt from the ledger alone (projection.ts).
+  if (item.platformStop) {
+    const n = (evidence as Record<string, unknown>).phone_number_id
+    if (n !== undefined && n !== item.platformStop.phoneNumberId) {
+      return reject('invalid_evidence', 'evidence.phone_number_id must be the number of the platform stop', '/evidence/phone_number_id')
+    }
+    if (n === undefined) evidence = { ...evidence, phone_number_id: item.platformStop.phoneNumberId }
+  }
   const evidenceJson = JSON.stringify(evidence)
   if (evidenceJson.length > EVIDENCE_MAX_BYTES) {
     return reject('invalid_evidence', `evidence must be at most ${EVIDENCE_MAX_BYTES} bytes of JSON`, '/evidence')
@@ -313,7 +322,9 @@ export function createLedger(hooks: LedgerHooks = {}) {
       // exactly-once keys already seen, the current winners of (contact, group), ledger ids (one
       // per consent item before deduplication: a duplicate or a rejected item leaves a gap, as a
       // rollback does) and the recording time. Round trips, not rows, are the cost of a small
-      // append: this was four statements.
+      // append: this was four statements. The same statement marks the transaction as the
+      // ledger's write path: consent_state and platform_stops refuse every other writer
+      // (migration 0019, docs/audit.md).
       const groupIds = [...new Set(candidates.filter((c) => !c.identifyOnly).map((c) => c.groupId))]
       const byIdentityAll = candidates.filter((c) => c.contactId === undefined)
       const allIdentities = byIdentityAll.flatMap((c) => c.identities)
@@ -332,7 +343,8 @@ export function createLedger(hooks: LedgerHooks = {}) {
       )
       const direct0 = candidates.filter((c) => c.contactId !== undefined)
       const [pre] = await tx.query<Prepared>(
-        `SELECT * FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::int)`,
+        `SELECT p.* FROM ledger_prepare($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::int) AS p
+           CROSS JOIN set_config('${PROJECTION_WRITE}', 'on', true)`,
         [
           workspaceId,
           tokenArray(groupIds),

@@ -234,6 +234,36 @@ export const VerifyQuery = Type.Object(
   { additionalProperties: false },
 )
 
+const ProjectionDifferenceSchema = Type.Object({
+  table: Type.Union([Type.Literal('consent_state'), Type.Literal('platform_stops')]),
+  kind: Type.Union([Type.Literal('missing'), Type.Literal('extra'), Type.Literal('wrong_winner'), Type.Literal('wrong_state')], {
+    description:
+      'missing: the ledger says there is a row, the table has none; extra: the table has a row no event accounts for; ' +
+      'wrong_winner: the row names another event than the winner by the ordering rule; wrong_state: it names the winner but not its state, time or source',
+  }),
+  contact_id: Uuid,
+  subscription_group_id: Type.Union([Uuid, Type.Null()], { description: 'consent_state rows' }),
+  phone_number_id: Type.Union([Type.String(), Type.Null()], { description: 'platform_stops rows' }),
+  expected: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], { description: 'The row as the fold of the ledger has it (null: no row)' }),
+  found: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], { description: 'The row as the table has it (null: no row)' }),
+})
+
+const ProjectionDifferences = {
+  difference_count: Type.Integer(),
+  differences: Type.Array(ProjectionDifferenceSchema, { description: 'At most 10,000, in (table, contact, group or number) order' }),
+  differences_truncated: Type.Boolean(),
+}
+
+export const ProjectionRebuildResponse = Type.Object({
+  workspace_id: Uuid,
+  rebuilt_at: DateTime,
+  ...ProjectionDifferences,
+  changed: Type.Object({
+    consent_state: Type.Object({ written: Type.Integer(), deleted: Type.Integer() }),
+    platform_stops: Type.Object({ written: Type.Integer(), deleted: Type.Integer() }),
+  }),
+})
+
 export const VerifyResponse = Type.Object({
   ok: Type.Boolean(),
   workspace_id: Uuid,
@@ -250,5 +280,8 @@ export const VerifyResponse = Type.Object({
     roots_checked: Type.Integer(),
     latest_sequence: Type.Union([Type.Integer(), Type.Null()]),
     invalid: Type.Array(Type.Object({ sequence: Type.Integer(), problems: Type.Array(Type.String()) })),
+  }),
+  projection: Type.Object(ProjectionDifferences, {
+    description: 'consent_state and platform_stops (what the pre-send check reads) compared with a fold of the ledger by the ordering rule',
   }),
 })

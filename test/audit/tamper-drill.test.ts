@@ -1,5 +1,5 @@
 /**
- * The tamper drill (issue 6 acceptance), run as the database superuser on the test database: the
+ * The tamper drill (issue 6 acceptance; issue 22 added the projection), run as the database superuser on the test database: the
  * append-only triggers are disabled, then events of some contacts are edited, deleted, inserted
  * and reordered, some naively and some by an attacker who also rewrites the stored hashes and the
  * contact rows. POST /audit/verify must flag exactly the tampered contacts, and every proof saved
@@ -271,4 +271,135 @@ t.test('tamper drill', async (t) => {
     t.match(bySeq.get(2), /signed_by_other_key/)
     t.ok(r.broken.some((b) => b.contact_id === ids[12]), 'the altered leaf shows on its contact')
   })
+})
+
+/**
+ * The projection the pre-send check reads (consent_state, platform_stops), tampered as the
+ * superuser with the guard disabled: edits, deletions, insertions, a row given to another contact
+ * (a reordering of the projection), rows of a merged-away contact. The ledger is untouched, so the
+ * chains, the checkpoints and every saved proof still verify; POST /audit/verify reports exactly the
+ * tampered rows, and the rebuild brings back what the ledger says.
+ */
+t.test('tamper drill: the projection and the platform stops', async (t) => {
+  const ta = await buildTestApp(t, { CHECKPOINT_SIGNING_KEY: newSigningKeyPem(), CHECKPOINT_INTERVAL_MS: '0' })
+  const ws = await newWorkspace(ta)
+  const g = await newGroup(ta, ws.auth)
+  const g2 = await newGroup(ta, ws.auth, { name: 'alerts', category: 'utility' })
+  const auditor = await keyWith(ta, ws.auth, ['audit:read'])
+  const reader = await keyWith(ta, ws.auth, ['consent:read'])
+  const phones = Array.from({ length: 8 }, (_, i) => `+141555508${String(i).padStart(2, '0')}`)
+  const stop = (phone: string, n: string, at: string, action: 'stop' | 'resume' = 'stop') =>
+    phoneItem(phone, g, action === 'stop' ? 'unsubscribed' : 'subscribed', {
+      source: 'meta_user_preferences',
+      method: 'whatsapp',
+      occurredAt: at,
+      evidence: { phone_number_id: n, signal_key: `wa:pref:${phone}:${n}:${action}:${at}` },
+      platformStop: { action, phoneNumberId: n },
+    })
+  await append(ta, ws.id, phones.map((p, i) => phoneItem(p, g, i % 2 ? 'unsubscribed' : 'subscribed', { occurredAt: '2026-02-01T00:00:00Z' })))
+  await append(ta, ws.id, phones.map((p, i) => phoneItem(p, g, i % 2 ? 'subscribed' : 'unsubscribed', { occurredAt: '2026-02-02T00:00:00Z' })))
+  await append(ta, ws.id, phones.slice(0, 4).map((p) => phoneItem(p, g2, 'subscribed')))
+  await append(ta, ws.id, [stop(phones[4]!, 'PN-A', '2026-02-03T00:00:00Z'), stop(phones[5]!, 'PN-A', '2026-02-03T00:00:00Z'), stop(phones[6]!, 'PN-A', '2026-02-03T00:00:00Z')])
+  await append(ta, ws.id, [stop(phones[6]!, 'PN-B', '2026-02-04T00:00:00Z'), stop(phones[6]!, 'PN-B', '2026-02-05T00:00:00Z', 'resume')])
+  // A merge: the phone-only contact of phones[7] goes into the contact of an external_id.
+  await append(ta, ws.id, [{ identities: [{ type: 'external_id', value: 'drill-survivor' }], subscriptionGroupId: g2, state: 'subscribed', source: 'api' }])
+  await append(ta, ws.id, [{ identities: [{ type: 'external_id', value: 'drill-survivor' }, { type: 'phone', value: phones[7]! }], identifyOnly: true, source: 'users_track' }])
+  await ta.app.audit.createCheckpoint(ws.id)
+
+  const { sql } = ta.app.database
+  const contactOf = async (type: string, value: string) =>
+    (await sql.query<{ contact_id: string }>(`SELECT contact_id FROM identities WHERE workspace_id = $1 AND type = $2 AND value = $3`, [ws.id, type, value]))[0]!.contact_id
+  const ids = await Promise.all(phones.slice(0, 7).map((p) => contactOf('phone', p)))
+  const survivor = await contactOf('external_id', 'drill-survivor')
+  const [absorbed] = await sql.query<{ id: string }>(`SELECT id FROM contacts WHERE workspace_id = $1 AND merged_into = $2`, [ws.id, survivor])
+  const verify = async () => (await ta.app.inject({ method: 'POST', url: '/audit/verify', headers: auditor })).json()
+  const checks = async () =>
+    (await ta.app.inject({ method: 'POST', url: '/consent/check', headers: reader, payload: { subscription_group_id: g, phones } })).json().results.map(
+      (r: { allowed: boolean; reason: string }) => `${r.allowed} ${r.reason}`,
+    )
+  const truth = await checks()
+  t.match(await verify(), { ok: true, projection: { difference_count: 0 } })
+  const saved = new Map<string, unknown>()
+  for (const c of [...ids, survivor]) saved.set(c, (await ta.app.inject({ url: `/audit/proof?contact_id=${c}`, headers: auditor })).json())
+
+  const db = new pg.Client({ connectionString: ta.url })
+  await db.connect()
+  t.teardown(() => db.end())
+  await t.rejects(db.query(`DELETE FROM platform_stops WHERE workspace_id = $1`, [ws.id]), /projection of the ledger/, 'the guard refuses the superuser')
+  await db.query('ALTER TABLE consent_state DISABLE TRIGGER USER')
+  await db.query('ALTER TABLE platform_stops DISABLE TRIGGER USER')
+  const row = `workspace_id = $1 AND contact_id = $2 AND subscription_group_id = $3`
+  const expected: string[] = []
+  // 0: an opt-out edited into an opt-in.
+  await db.query(`UPDATE consent_state SET state = 'subscribed' WHERE ${row}`, [ws.id, ids[0], g])
+  expected.push(`consent_state wrong_state ${ids[0]} ${g}`)
+  // 1: a row deleted.
+  await db.query(`DELETE FROM consent_state WHERE ${row}`, [ws.id, ids[0], g2])
+  expected.push(`consent_state missing ${ids[0]} ${g2}`)
+  // 2: a row inserted for a group the person never answered.
+  await db.query(
+    `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
+     VALUES ($1, $2, $3, 'subscribed', now(), 1, gen_random_uuid(), 'api')`,
+    [ws.id, ids[5], g2],
+  )
+  expected.push(`consent_state extra ${ids[5]} ${g2}`)
+  // 3: the winner moved back to the older event.
+  const [older] = await sql.query<{ id: string; event_id: string; occurred_at: Date; state: string }>(
+    `SELECT id::text AS id, event_id, occurred_at, state FROM consent_events WHERE workspace_id = $1 AND contact_id = $2 AND subscription_group_id = $3 ORDER BY consent_events.id LIMIT 1`,
+    [ws.id, ids[2], g],
+  )
+  await db.query(`UPDATE consent_state SET event_seq = $4, event_id = $5, occurred_at = $6, state = $7 WHERE ${row}`, [ws.id, ids[2], g, older!.id, older!.event_id, older!.occurred_at, older!.state])
+  expected.push(`consent_state wrong_winner ${ids[2]} ${g}`)
+  // 4: two people's rows swapped (a reordering of the projection).
+  await db.query(`UPDATE consent_state SET contact_id = '00000000-0000-4000-8000-000000000000' WHERE ${row}`, [ws.id, ids[3], g])
+  await db.query(`UPDATE consent_state SET contact_id = $4 WHERE ${row}`, [ws.id, ids[4], g, ids[3]])
+  await db.query(`UPDATE consent_state SET contact_id = $4 WHERE workspace_id = $1 AND contact_id = $2 AND subscription_group_id = $3`, [
+    ws.id,
+    '00000000-0000-4000-8000-000000000000',
+    g,
+    ids[4],
+  ])
+  expected.push(`consent_state wrong_winner ${ids[3]} ${g}`, `consent_state wrong_winner ${ids[4]} ${g}`)
+  // 5: a row for the merged-away contact (the check never reads it, but no event accounts for it).
+  await db.query(
+    `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
+     VALUES ($1, $2, $3, 'subscribed', now(), 1, gen_random_uuid(), 'api')`,
+    [ws.id, absorbed!.id, g],
+  )
+  expected.push(`consent_state extra ${absorbed!.id} ${g}`)
+  // 6: platform stops: one flipped, one deleted, one invented, one resume turned back into its stop.
+  await db.query(`UPDATE platform_stops SET stopped = false WHERE workspace_id = $1 AND contact_id = $2 AND phone_number_id = 'PN-A'`, [ws.id, ids[4]])
+  expected.push(`platform_stops wrong_state ${ids[4]} PN-A`)
+  await db.query(`DELETE FROM platform_stops WHERE workspace_id = $1 AND contact_id = $2 AND phone_number_id = 'PN-A'`, [ws.id, ids[5]])
+  expected.push(`platform_stops missing ${ids[5]} PN-A`)
+  await db.query(`INSERT INTO platform_stops (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id) VALUES ($1, $2, 'PN-A', true, now(), gen_random_uuid())`, [ws.id, ids[0]])
+  expected.push(`platform_stops extra ${ids[0]} PN-A`)
+  const [stopB] = await sql.query<{ event_id: string; occurred_at: Date }>(
+    `SELECT event_id, occurred_at FROM consent_events WHERE workspace_id = $1 AND contact_id = $2 AND platform_stop = 'stop' AND evidence->>'phone_number_id' = 'PN-B'`,
+    [ws.id, ids[6]],
+  )
+  await db.query(`UPDATE platform_stops SET stopped = true, event_id = $3, occurred_at = $4 WHERE workspace_id = $1 AND contact_id = $2 AND phone_number_id = 'PN-B'`, [
+    ws.id,
+    ids[6],
+    stopB!.event_id,
+    stopB!.occurred_at,
+  ])
+  expected.push(`platform_stops wrong_winner ${ids[6]} PN-B`)
+  await db.query('ALTER TABLE consent_state ENABLE TRIGGER USER')
+  await db.query('ALTER TABLE platform_stops ENABLE TRIGGER USER')
+  t.not((await checks()).join(), truth.join(), 'the tampering changed what the check answers')
+
+  const report = await verify()
+  t.equal(report.ok, false, 'verify: not ok')
+  t.equal(report.broken_count, 0, 'no chain is broken: the ledger was not touched')
+  t.same(report.checkpoints.invalid, [])
+  const key = (d: { table: string; kind: string; contact_id: string; subscription_group_id: string | null; phone_number_id: string | null }) =>
+    `${d.table} ${d.kind} ${d.contact_id} ${d.subscription_group_id ?? d.phone_number_id}`
+  t.same(report.projection.differences.map(key).sort(), expected.sort(), `exactly the ${expected.length} tampered rows`)
+  for (const [c, p] of saved) t.equal(verifyProof(p).ok, true, `the offline verifier still accepts ${c}'s saved proof: its events are intact`)
+
+  const repaired = (await ta.app.inject({ method: 'POST', url: '/audit/projection/rebuild', headers: ws.auth })).json()
+  t.same(repaired.differences.map(key).sort(), expected.sort(), 'the rebuild repaired exactly those')
+  t.match(await verify(), { ok: true, broken_count: 0, projection: { difference_count: 0 } }, 'verify: ok after the rebuild')
+  t.same(await checks(), truth, 'the check answers what the ledger says again')
 })

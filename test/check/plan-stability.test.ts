@@ -13,6 +13,7 @@ import pg from 'pg'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 import { buildTestApp, newGroup } from '../helpers/build-app.js'
 import { capturePlans } from '../helpers/plans.js'
+import { PROJECTION_WRITE } from '../../src/ledger/projection.js'
 
 const phone = (n: number) => `+1415555${String(n).padStart(4, '0')}`
 
@@ -48,11 +49,14 @@ t.test('check functions probe by index after platform_stops grew behind stale st
   }
 
   // The table grows (a wave of stops), and nothing analyzes it.
+  await client.query('BEGIN')
+  await client.query(`SELECT set_config('${PROJECTION_WRITE}', 'on', true)`) // as the ledger's write path (migration 0019)
   await client.query(
     `INSERT INTO platform_stops (workspace_id, contact_id, phone_number_id, stopped, occurred_at, event_id)
      SELECT $1, $2, 'PN' || n, n % 2 = 0, now(), gen_random_uuid() FROM generate_series(1, 2000) n`,
     [DEFAULT_WORKSPACE_ID, owner!.contact_id],
   )
+  await client.query('COMMIT')
   plans.length = 0
   const single = await one()
   const batch = await many()

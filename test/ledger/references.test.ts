@@ -9,6 +9,7 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { buildTestApp, newGroup, newWorkspace } from '../helpers/build-app.js'
+import { allowProjectionWrite } from '../../src/ledger/projection.js'
 
 t.test('references to contacts and groups are enforced by the database', async (t) => {
   const ta = await buildTestApp(t)
@@ -28,6 +29,13 @@ t.test('references to contacts and groups are enforced by the database', async (
   const otherGroup = await newGroup(ta, other.auth)
   const [otherContact] = await sql.query<{ id: string }>(`INSERT INTO contacts (workspace_id) VALUES ($1) RETURNING id`, [other.id])
   const ghost = randomUUID()
+  // The projection takes writes only from the ledger's write path (migration 0019): these
+  // statements run as that path would, to test the reference checks behind that guard.
+  const asLedger = (text: string, values: unknown[]) =>
+    sql.tx(async (tx) => {
+      await allowProjectionWrite(tx)
+      return tx.query(text, values)
+    })
 
   const insertEvent = (contactId: string, groupId: string | null) =>
     sql.query(
@@ -49,7 +57,7 @@ t.test('references to contacts and groups are enforced by the database', async (
   await t.rejects(sql.query(`UPDATE identities SET contact_id = $2 WHERE workspace_id = $1`, [ws, otherContact!.id]), { code: '23503' }, 'identity moved across workspaces')
 
   await t.rejects(
-    sql.query(
+    asLedger(
       `INSERT INTO consent_state (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
        VALUES ($1, $2, $3, 'subscribed', now(), 1, gen_random_uuid(), 'api')`,
       [ws, ghost, group],
@@ -57,12 +65,12 @@ t.test('references to contacts and groups are enforced by the database', async (
     { code: '23503' },
     'projection: unknown contact',
   )
-  await t.rejects(sql.query(`UPDATE consent_state SET contact_id = $2 WHERE workspace_id = $1`, [ws, ghost]), { code: '23503' }, 'projection row moved to an unknown contact')
+  await t.rejects(asLedger(`UPDATE consent_state SET contact_id = $2 WHERE workspace_id = $1`, [ws, ghost]), { code: '23503' }, 'projection row moved to an unknown contact')
   // Migration 0009: the UPDATE checks are row triggers on contact_id and workspace_id (not fired by a
   // projection upsert that changes neither); moving a row to another workspace is still refused.
-  await t.rejects(sql.query(`UPDATE consent_state SET workspace_id = $2 WHERE workspace_id = $1`, [ws, other.id]), { code: '23503' }, 'projection row moved across workspaces')
+  await t.rejects(asLedger(`UPDATE consent_state SET workspace_id = $2 WHERE workspace_id = $1`, [ws, other.id]), { code: '23503' }, 'projection row moved across workspaces')
   await t.rejects(sql.query(`UPDATE identities SET workspace_id = $2 WHERE workspace_id = $1`, [ws, other.id]), { code: '23503' }, 'identity moved across workspaces by its workspace')
-  await sql.query(
+  await asLedger(
     `INSERT INTO consent_state AS s (workspace_id, contact_id, subscription_group_id, state, occurred_at, event_seq, event_id, source)
      VALUES ($1, $2, $3, 'unsubscribed', now(), 2, gen_random_uuid(), 'api')
      ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE SET state = excluded.state`,

@@ -1,7 +1,8 @@
 /**
  * The Auditor API (DESIGN §3.6). Every route needs scope `audit:read` (admin implies it), except
- * `POST /audit/checkpoints`, which signs a checkpoint now and needs `admin`. Nothing here writes to
- * the ledger; `POST /audit/verify` is a POST only because it is a (possibly long) computation.
+ * `POST /audit/checkpoints`, which signs a checkpoint now, and `POST /audit/projection/rebuild`,
+ * which repairs the projection from the ledger: both need `admin`. Nothing here writes to the
+ * ledger; `POST /audit/verify` is a POST only because it is a (possibly long) computation.
  * Reads go to the read replica when DATABASE_READ_URL is set (src/audit/plugin.ts). Every query
  * is scoped by the key's workspace: another workspace's ids answer 404 like unknown ones.
  * Decisions are documented in src/audit/*.ts, next to the code, and in the README
@@ -21,9 +22,11 @@ import {
   CheckpointsResponse,
   CreateCheckpointResponse,
   ProofSchema,
+  ProjectionRebuildResponse,
   VerifyQuery,
   VerifyResponse,
 } from '../../schemas/audit.js'
+import { rebuildProjection } from '../../ledger/projection.js'
 import { badRequest } from '../../errors/domain-error.js'
 import { csvStream, listEvents, ndjsonStream, resolveFilter } from '../../audit/events.js'
 import { stateAt } from '../../audit/state.js'
@@ -215,7 +218,8 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'Re-hashes every event from its fields, checks every link, compares each chain with its contact row and with every checkpoint ' +
           'leaf ever signed for it, and checks every checkpoint\'s signature and Merkle root. Reports the broken chains by contact, with ' +
-          'why and where. Reads only.',
+          'why and where. Compares the projection the pre-send check reads (consent states and platform stops) with a fold of the ' +
+          'ledger by the ordering rule and reports each difference (`projection`; repaired by POST /audit/projection/rebuild). Reads only.',
         querystring: VerifyQuery,
         response: { 200: VerifyResponse, ...errorResponses() },
       },
@@ -225,6 +229,36 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
         signer: app.audit.signer,
         checkpoints: request.query.checkpoints ?? 'all',
       }),
+  )
+
+  app.post(
+    '/audit/projection/rebuild',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Rebuild the projection from the ledger (admin)',
+        description:
+          'Brings the consent states and platform stops the pre-send check reads back to the fold of the ledger, for this workspace, in ' +
+          'one transaction, and answers what it changed: the differences it found (as POST /audit/verify reports them) and the rows ' +
+          'written and deleted. Rows that already match are not touched; a second rebuild changes nothing. The ledger itself is never ' +
+          'changed (docs/audit.md).',
+        response: { 200: ProjectionRebuildResponse, ...errorResponses() },
+      },
+    },
+    async (request) => {
+      const workspaceId = request.principal.workspaceId
+      const r = await rebuildProjection(app.database.sql, workspaceId, 10_000)
+      if (r.count > 0) request.log.warn({ workspace_id: workspaceId, differences: r.count, changed: r.changed }, 'projection rebuilt from the ledger')
+      return {
+        workspace_id: workspaceId,
+        rebuilt_at: new Date().toISOString(),
+        difference_count: r.count,
+        differences: r.differences,
+        differences_truncated: r.count > r.differences.length,
+        changed: r.changed,
+      }
+    },
   )
 }
 
