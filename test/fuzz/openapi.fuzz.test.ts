@@ -133,14 +133,22 @@ function resolve(s: Schema): Schema {
 
 interface Known {
   ids: string[]
+  /** Leaves (strings, numbers) sometimes hostile: a well-shaped request with one bad value in it. */
+  dirty?: boolean
 }
+
+/** A leaf: valid mostly, hostile of a similar kind sometimes when `known.dirty`. */
+function leaf(valid: fc.Arbitrary<unknown>, bad: fc.Arbitrary<unknown>, known: Known): fc.Arbitrary<unknown> {
+  return known.dirty ? fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: bad }) : valid
+}
+const textual = () => fc.oneof({ weight: 3, arbitrary: fc.oneof(nul, loneSurrogate) }, { weight: 1, arbitrary: hostileString })
 
 /** Values valid (or nearly) for `schema`: what a careful client sends. */
 function fromSchema(input: Schema, known: Known, depth = 0): fc.Arbitrary<unknown> {
   const s = resolve(input)
   if (depth > 6) return fc.constant(null)
   if (s.const !== undefined) return fc.constant(s.const)
-  if (s.enum) return fc.constantFrom(...s.enum)
+  if (s.enum) return leaf(fc.constantFrom(...s.enum), textual(), known)
   const alts = s.anyOf ?? s.oneOf
   let arb: fc.Arbitrary<unknown>
   if (alts && alts.length > 0) arb = fc.oneof(...alts.map((a) => fromSchema(a, known, depth + 1)))
@@ -165,9 +173,9 @@ function ofType(type: string, s: Schema, known: Known, depth: number): fc.Arbitr
     case 'boolean':
       return fc.boolean()
     case 'integer':
-      return fc.integer({ min: Math.max(s.minimum ?? -1000, -1e9), max: Math.min(s.maximum ?? 1000, 1e9) })
+      return leaf(fc.integer({ min: Math.max(s.minimum ?? -1000, -1e9), max: Math.min(s.maximum ?? 1000, 1e9) }), hostileNumber, known)
     case 'number':
-      return fc.double({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6, noNaN: true })
+      return leaf(fc.double({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6, noNaN: true }), hostileNumber, known)
     case 'array':
       return fc.array(s.items ? fromSchema(s.items, known, depth + 1) : fc.jsonValue({ maxDepth: 2 }), {
         minLength: Math.min(s.minItems ?? 0, 3),
@@ -183,13 +191,13 @@ function ofType(type: string, s: Schema, known: Known, depth: number): fc.Arbitr
       return fc.tuple(base, fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 })).map(([a, b]) => ({ ...b, ...a }))
     }
     default: {
-      if (s.format === 'uuid') return fc.oneof(fc.constantFrom(...known.ids), fc.uuid())
-      if (s.format === 'date-time') return fc.date({ min: new Date('2000-01-01'), max: new Date('2030-01-01'), noInvalidDate: true }).map((d) => d.toISOString())
-      return fc.oneof(
+      if (s.format === 'uuid') return leaf(fc.oneof(fc.constantFrom(...known.ids), fc.uuid()), textual(), known)
+      if (s.format === 'date-time') return leaf(fc.date({ min: new Date('2000-01-01'), max: new Date('2030-01-01'), noInvalidDate: true }).map((d) => d.toISOString()), hostileString, known)
+      return leaf(fc.oneof(
         { weight: 3, arbitrary: fc.string({ minLength: s.minLength ?? 0, maxLength: Math.min(s.maxLength ?? 20, 20) }) },
         { weight: 2, arbitrary: fc.constantFrom(...known.ids) },
         { weight: 1, arbitrary: fc.constantFrom('+14155552671', '+447911123456', 'user-1', 'US.abc123', 'subscribed', 'unsubscribed', 'whatsapp', 'marketing', '2026-01-01T00:00:00Z') },
-      )
+      ), textual(), known)
     }
   }
 }
@@ -290,12 +298,21 @@ t.test(`every OpenAPI operation, fuzzed: no 5xx (seed ${SEED}, ${RUNS} runs per 
       path.startsWith('/workspaces') ? [ta.root] : [ws.auth, ws.auth, ta.root]
 
     const pathArb = fc.tuple(...pathNames.map(() => fc.oneof({ weight: 4, arbitrary: fc.constantFrom<unknown>(...known.ids) }, { weight: 2, arbitrary: hostile }, { weight: 1, arbitrary: rawUrl })))
-    const queryArb = fc.tuple(...queryParams.map((p) => fc.option(paramValue(p.schema, known), { nil: undefined, freq: p.required ? 8 : 2 })))
+    const queryArb = fc.tuple(...queryParams.map((p) => fc.option(paramValue(p.schema, { ...known, dirty: true }), { nil: undefined, freq: p.required ? 8 : 2 })))
     const extraQuery = fc.option(fc.tuple(hostileKey, hostile), { nil: undefined, freq: 6 })
-    const validBody: fc.Arbitrary<unknown> = webhook ? fc.constant(metaSample) : jsonSchema ? fromSchema(jsonSchema, known) : fc.constant(undefined)
+    const bodyOf = (k: Known): fc.Arbitrary<unknown> => (webhook ? fc.constant(metaSample) : jsonSchema ? fromSchema(jsonSchema, k) : fc.constant(undefined))
+    const validBody = bodyOf(known)
+    const dirtyBody = bodyOf({ ...known, dirty: true })
+    const mutation = fc.tuple(fc.nat(), hostile, fc.option(hostileKey, { nil: null }))
     const bodyArb = fc.oneof(
-      { weight: 3, arbitrary: validBody },
-      { weight: 5, arbitrary: fc.tuple(validBody, fc.nat(), hostile, fc.option(hostileKey, { nil: null })).map(([v, pick, by, key]) => (v === undefined ? by : mutate(v, pick, by, key))) },
+      { weight: 2, arbitrary: validBody },
+      { weight: 4, arbitrary: dirtyBody },
+      {
+        weight: 4,
+        arbitrary: fc
+          .tuple(validBody, fc.array(mutation, { minLength: 1, maxLength: 3 }))
+          .map(([v, ms]) => (v === undefined ? ms[0]![1] : ms.reduce<unknown>((acc, [pick, by, key]) => mutate(acc, pick, by, key), v))),
+      },
       { weight: 1, arbitrary: hostile },
     )
     const rawBody = fc.oneof(
