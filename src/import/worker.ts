@@ -70,7 +70,9 @@ export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: Fastif
 
   async function onFailure(err: unknown): Promise<void> {
     if (!(err instanceof BatchError)) {
-      deps.log.error({ err }, 'import worker: cannot reach the queue')
+      // An outage is expected to pass (the loop retries): warn, without the stack.
+      if (isConnectionError(err)) deps.log.warn({ err: { message: (err as Error).message } }, 'import worker: database unavailable; retrying')
+      else deps.log.error({ err }, 'import worker: cannot reach the queue')
       await sleep(2000)
       return
     }
