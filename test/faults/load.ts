@@ -195,6 +195,9 @@ export function tally(answers: Answer[]) {
  * and `wrongEvent` acknowledged keys whose event in the ledger has another event_id.
  */
 export async function checkLedger(cluster: PgCluster, database: string, load: Load) {
+  // The acknowledgements first: each committed before its answer, so before the query below
+  // starts. Read after it, a write acknowledged meanwhile (the load may still run) would look lost.
+  const acks = [...load.acks.values()]
   const rows = await cluster.query<{ key: string; n: number; event_ids: string[] }>(
     `SELECT idempotency_key AS key, count(*)::int AS n, array_agg(event_id::text) AS event_ids
        FROM consent_events WHERE starts_with(idempotency_key, $1) GROUP BY idempotency_key`,
@@ -204,13 +207,13 @@ export async function checkLedger(cluster: PgCluster, database: string, load: Lo
   const byKey = new Map(rows.map((r) => [r.key, r]))
   let lost = 0
   let wrongEvent = 0
-  for (const ack of load.acks.values()) {
+  for (const ack of acks) {
     const row = byKey.get(ack.key)
     if (!row) lost++
     else if (!row.event_ids.includes(ack.eventId)) wrongEvent++
   }
   const duplicated = rows.filter((r) => r.n > 1).length
-  return { acknowledged: load.acks.size, lost, duplicated, wrongEvent, keysInLedger: rows.length }
+  return { acknowledged: acks.length, lost, duplicated, wrongEvent, keysInLedger: rows.length }
 }
 
 /**

@@ -1,12 +1,16 @@
 /**
  * The tamper drill against a running service on the suite's own cluster. An attacker with the
  * database superuser disables the append-only triggers and edits, deletes and reorders events (one
- * naively, one rewriting every later hash and the contact row so the chain is internally valid).
- * Then:
- *   - `POST /audit/verify` reports exactly the tampered chains;
+ * naively, one rewriting every later hash and the contact row so the chain is internally valid),
+ * and edits the projection the pre-send check reads (consent_state: a state flipped, a row
+ * deleted). Then:
+ *   - `POST /audit/verify` reports exactly the tampered chains, and the projection rows that no
+ *     longer equal a fold of the ledger;
  *   - the offline verifier (`consent-ledger verify-proof saved.json --current fresh.json`, a
  *     separate process with nothing but the two files) rejects every tampered contact's proof
  *     saved before against the one served now, and accepts an untouched contact's.
+ * A proof carries chains, not the projection, so projection edits are the server-side verify's to
+ * find (it compares the table with the fold).
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -25,6 +29,7 @@ t.setTimeout(240_000)
 interface Report {
   ok: boolean
   broken: { contact_id: string; problems: { code: string }[] }[]
+  projection?: { difference_count: number; differences: { table: string; kind: string; contact_id: string }[] }
 }
 
 /** `verify-proof` as an auditor runs it: its own process, two files; resolves to its exit code. */
@@ -34,7 +39,7 @@ async function verifyOffline(saved: string, current: string): Promise<number> {
   return code ?? -1
 }
 
-t.test('tamper drill: ledger edits detected by /audit/verify and the offline verifier', async (t) => {
+t.test('tamper drill: ledger and projection edits detected by /audit/verify and the offline verifier', async (t) => {
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
   const { cluster, service, group, dir } = await startStack(t, 'tamper', { env: { CHECKPOINT_SIGNING_KEY: key, CHECKPOINT_INTERVAL_MS: '0' } })
   const base = service.base
@@ -72,6 +77,7 @@ t.test('tamper drill: ledger edits detected by /audit/verify and the offline ver
 
   // ---- the attacker: superuser, triggers off ----
   await q('ALTER TABLE consent_events DISABLE TRIGGER USER')
+  await q('ALTER TABLE consent_state DISABLE TRIGGER USER')
   const eventsOf = async (contactId: string) =>
     q<{ id: string; prev_hash: string; hash: string; state: string }>(`SELECT ${EVENT_COLUMNS} FROM consent_events e WHERE e.contact_id = $1 ORDER BY e.id`, [contactId])
   const tamperedChains = new Map<string, string>()
@@ -106,7 +112,13 @@ t.test('tamper drill: ledger edits detected by /audit/verify and the offline ver
     await q(`UPDATE contacts SET chain_head = $2 WHERE id = $1`, [ids[3], prev])
     tamperedChains.set(ids[3]!, 'event edited, chain rehashed')
   }
+  const tamperedProjection = new Map<string, string>()
+  await q(`UPDATE consent_state SET state = 'subscribed' WHERE contact_id = $1`, [ids[4]])
+  tamperedProjection.set(ids[4]!, 'opt-out flipped to opt-in in consent_state')
+  await q(`DELETE FROM consent_state WHERE contact_id = $1`, [ids[5]])
+  tamperedProjection.set(ids[5]!, 'consent_state row deleted')
   await q('ALTER TABLE consent_events ENABLE TRIGGER USER')
+  await q('ALTER TABLE consent_state ENABLE TRIGGER USER')
 
   // ---- /audit/verify ----
   const report = await verify()
@@ -114,6 +126,13 @@ t.test('tamper drill: ledger edits detected by /audit/verify and the offline ver
   const flagged = report.broken.map((b) => b.contact_id).sort()
   t.same(flagged, [...tamperedChains.keys()].sort(), 'exactly the tampered chains are flagged')
   for (const b of report.broken) t.ok(b.problems.length > 0, `${tamperedChains.get(b.contact_id)}: ${b.problems.map((p) => p.code).join(', ')}`)
+  const projectionFlagged = new Set((report.projection?.differences ?? []).map((d) => d.contact_id))
+  for (const [c, what] of tamperedProjection) t.ok(projectionFlagged.has(c), `projection: ${what} is reported`)
+  t.same(
+    [...projectionFlagged].filter((c) => !tamperedProjection.has(c) && !tamperedChains.has(c)),
+    [],
+    'no untouched contact has a projection difference',
+  )
 
   // ---- the offline verifier, against fresh proofs under a new checkpoint ----
   await api(base, 'POST', '/audit/checkpoints')
@@ -131,12 +150,13 @@ t.test('tamper drill: ledger edits detected by /audit/verify and the offline ver
     else t.equal(codes[k], 0, 'offline verifier: an untouched contact still matches (exit 0)')
   })
 
-  const detectedOnline = flagged.filter((c) => tamperedChains.has(c)).length
+  const detectedOnline = flagged.filter((c) => tamperedChains.has(c)).length + [...tamperedProjection.keys()].filter((c) => projectionFlagged.has(c)).length
   figures(t, 'tamper', [
-    ['tampered', tamperedChains.size],
+    ['tampered', tamperedChains.size + tamperedProjection.size],
     ['detected_by_verify', detectedOnline],
     ['chains_tampered', tamperedChains.size],
     ['chains_rejected_offline', offline.filter((c, k) => tamperedChains.has(c) && codes[k] === 1).length],
+    ['projection_tampered', tamperedProjection.size],
     ['false_alarms', flagged.filter((c) => !tamperedChains.has(c)).length],
   ])
   await service.sigterm()
