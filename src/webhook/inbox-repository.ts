@@ -13,7 +13,7 @@
  *   failed     processing threw, the JSON is malformed, or the ledger rejected an item (e.g. an
  *              invalid phone); kept, listed, replayable
  *
- * Visibility (no cross-workspace leak, DESIGN §1; tenancy in docs/webhook.md). A row that came
+ * Visibility (no cross-workspace leak; tenancy in docs/webhook.md). A row that came
  * through a workspace's own webhook URL (`workspace_id`, signed with that workspace's own app
  * secret) is that workspace's alone, whole. A row that came through the operator's URL has no
  * workspace of its own: a caller sees it when it names a number the operator mapped to the

@@ -1,5 +1,5 @@
 /**
- * Idempotency-Key on the native creates (DESIGN §2 invariant 2, §3): the same key and body replays
+ * Idempotency-Key on the native creates (exactly-once effect): the same key and body replays
  * the first answer (status and body, `idempotent-replayed: true`) and creates nothing more; the same
  * key with another body is 422; keys are scoped to the workspace.
  */

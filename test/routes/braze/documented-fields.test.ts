@@ -1,5 +1,5 @@
 /**
- * Every field Braze documents for the served endpoints is accepted (DESIGN §3.1): honoured where it
+ * Every field Braze documents for the served endpoints is accepted (docs/braze.md): honoured where it
  * means something here, ignored otherwise, and identities this service does not resolve yet (email,
  * user_alias, braze_id) answer a clear item error instead of a schema 400. See docs/braze.md.
  */

@@ -1,5 +1,5 @@
 /**
- * One bad object is an item error, never a failed request (DESIGN §3.1): on /users/track and
+ * One bad object is an item error, never a failed request (docs/braze.md): on /users/track and
  * /v2/subscription/status/set, a malformed object or subscription_groups entry answers 201 with a
  * Braze item error and the rest of the batch is written; only an unusable envelope is a fatal 400.
  */

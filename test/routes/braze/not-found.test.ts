@@ -1,6 +1,6 @@
 /**
  * Unknown paths and wrong methods under Braze's routes answer Braze's `{"message": ...}` shape
- * (DESIGN §3.1): Braze clients read `message` to report an error. Native paths keep problem+json.
+ * (docs/braze.md): Braze clients read `message` to report an error. Native paths keep problem+json.
  */
 import t from 'tap'
 import { buildTestApp } from '../../helpers/build-app.js'

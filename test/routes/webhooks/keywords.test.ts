@@ -1,5 +1,5 @@
 /**
- * Keyword rules through the webhook (DESIGN §5): START/UNSTOP restore what the contact's latest
+ * Keyword rules through the webhook (docs/webhook.md): START/UNSTOP restore what the contact's latest
  * keyword opt-out took away (and nothing else, see restore.test.ts); STOP PROMOTIONS is marketing only; group-list
  * scopes; the master toggle; lenient mode; a message matching nothing records nothing.
  */
