@@ -1,5 +1,5 @@
 /**
- * `POST|GET /whatsapp/numbers`, `GET /whatsapp/numbers/{phone_number_id}` : 200 again
+ * `POST|GET /whatsapp/numbers`, `GET /whatsapp/numbers/{phone_number_id}`: 200 again
  * here, no 409 oracle for workspaces (claims; tenancy in test/routes/webhooks/tenancy.test.ts),
  * validation, scopes, Idempotency-Key, and no cross-workspace reads.
  */
