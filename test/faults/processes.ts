@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -77,9 +77,37 @@ const killPid = (pid: number | undefined, sig: NodeJS.Signals = 'SIGKILL') => {
   } catch {}
 }
 
+/**
+ * Directories of earlier runs whose test process is gone (killed before its cleanup could run):
+ * their PostgreSQL servers are stopped through pg_ctl on their own data directories (never by a
+ * PID that may have been reused) and the directories removed. A run still alive is left alone.
+ */
+function sweepStale() {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith('consent-faults-')) continue
+    const d = join(tmpdir(), entry)
+    let owner = 0
+    try {
+      owner = Number(readFileSync(join(d, 'owner.pid'), 'utf8'))
+    } catch {}
+    if (owner > 0) {
+      try {
+        process.kill(owner, 0)
+        continue
+      } catch {}
+    }
+    for (const sub of readdirSync(d)) {
+      if (existsSync(join(d, sub, 'postmaster.pid'))) pgToolSync('pg_ctl', ['-D', join(d, sub), '-m', 'immediate', '-w', '-t', '10', 'stop'])
+    }
+    rmSync(d, { recursive: true, force: true })
+  }
+}
+
 /** A temporary directory for one scenario, readable and writable by the postgres OS user. */
 export function scenarioDir(name: string): string {
+  sweepStale()
   const d = mkdtempSync(join(tmpdir(), `consent-faults-${name}-`))
+  writeFileSync(join(d, 'owner.pid'), String(process.pid))
   dirs.add(d)
   if (isRoot()) chownSync(d, pgUid(), pgGid())
   return d
