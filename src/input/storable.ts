@@ -59,29 +59,38 @@ function isContainer(v: object): boolean {
  */
 export function findUnstorable(value: unknown, base = '', maxDepth = MAX_DEPTH, limit = 20): TextProblem[] {
   const out: TextProblem[] = []
-  const add = (pointer: string, code: TextProblem['code']) => {
-    if (out.length < limit) out.push({ pointer, code, message: MESSAGES[code] })
+  // The path is kept as raw segments and turned into a pointer only for a problem: a clean body of
+  // 10,000 identifiers (the batch check) then builds no strings at all.
+  const path: (string | number)[] = []
+  const pointerOf = () => base + path.map((s) => `/${typeof s === 'number' ? s : pointerSegment(s)}`).join('')
+  const add = (code: TextProblem['code']) => {
+    if (out.length < limit) out.push({ pointer: pointerOf(), code, message: MESSAGES[code] })
   }
-  const walk = (v: unknown, pointer: string, depth: number): void => {
+  const walk = (v: unknown, depth: number): void => {
     if (out.length >= limit) return
     if (typeof v === 'string') {
       const why = unstorable(v)
-      if (why) add(pointer, why)
+      if (why) add(why)
       return
     }
     if (v === null || typeof v !== 'object' || !isContainer(v)) return
-    if (depth >= maxDepth) return add(pointer, 'too_deep')
+    if (depth >= maxDepth) return add('too_deep')
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) walk(v[i], `${pointer}/${i}`, depth + 1)
+      for (let i = 0; i < v.length; i++) {
+        path.push(i)
+        walk(v[i], depth + 1)
+        path.pop()
+      }
       return
     }
     for (const k of Object.keys(v)) {
-      const at = `${pointer}/${pointerSegment(k)}`
+      path.push(k)
       const why = unstorable(k)
-      if (why) add(at, why)
-      walk((v as Record<string, unknown>)[k], at, depth + 1)
+      if (why) add(why)
+      walk((v as Record<string, unknown>)[k], depth + 1)
+      path.pop()
     }
   }
-  walk(value, base, 0)
+  walk(value, 0)
   return out
 }
