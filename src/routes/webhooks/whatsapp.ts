@@ -25,6 +25,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
 import { DomainError } from '../../errors/domain-error.js'
 import { ProblemRef } from '../../schemas/common.js'
@@ -41,6 +42,24 @@ const NO_SECRET = [randomBytes(32).toString('hex')]
 export const WEBHOOK_BODY_LIMIT = 3 * 1024 * 1024
 
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemRef } } })
+
+/**
+ * Meta's verification handshake: `hub.challenge` as text/plain when `hub.mode=subscribe` and the
+ * token matches `expected` (compared in constant time); otherwise 403. `whose` names the token.
+ */
+function answerHandshake(
+  reply: FastifyReply,
+  q: Record<string, unknown>,
+  expected: string | null | undefined,
+  whose: string,
+): FastifyReply {
+  const token = q['hub.verify_token']
+  const challenge = q['hub.challenge']
+  if (!expected || q['hub.mode'] !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !safeEqual(token, expected)) {
+    throw new DomainError(403, 'verification_failed', `hub.mode must be subscribe and hub.verify_token must match ${whose}`)
+  }
+  return reply.code(200).type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(challenge)
+}
 
 const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
   app.removeContentTypeParser('application/json')
@@ -62,16 +81,7 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: { description: 'hub.challenge, as text/plain', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
       },
     },
-    async (request, reply) => {
-      const q = request.query
-      const mode = q['hub.mode']
-      const token = q['hub.verify_token']
-      const challenge = q['hub.challenge']
-      if (!verifyToken || mode !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !safeEqual(token, verifyToken)) {
-        throw new DomainError(403, 'verification_failed', 'hub.mode must be subscribe and hub.verify_token must match the configured token')
-      }
-      return reply.code(200).type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(challenge)
-    },
+    async (request, reply) => answerHandshake(reply, request.query, verifyToken, 'the configured token'),
   )
 
   app.post(
@@ -129,15 +139,9 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const q = request.query
       const id = request.params.workspace_id
       const own = UUID.test(id) ? await readWorkspaceWhatsApp(app.database.sql, id.toLowerCase()) : null
-      const token = q['hub.verify_token']
-      const challenge = q['hub.challenge']
-      if (!own?.verifyToken || q['hub.mode'] !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !safeEqual(token, own.verifyToken)) {
-        throw new DomainError(403, 'verification_failed', "hub.mode must be subscribe and hub.verify_token must match the workspace's verify token")
-      }
-      return reply.code(200).type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(challenge)
+      return answerHandshake(reply, request.query, own?.verifyToken, "the workspace's verify token")
     },
   )
 
