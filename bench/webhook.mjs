@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * WhatsApp webhook benchmark (DESIGN §3.4), reported beside a baseline measured in the same run
+ * WhatsApp webhook benchmark, reported beside a baseline measured in the same run
  * (shared, noisy machines: absolute numbers mean little, ratios travel). Run: `npm run bench:webhook`
  * (builds first).
  *

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The crash check of DESIGN §2.1 at full size (CI runs the same at 20,000 rows in
+ * The import crash check at full size (CI runs the same at 6,000 rows in
  * test/import/kill.test.ts): the built service imports an N-row CSV, is SIGKILLed while the import
  * runs, restarts, and must finish with exactly N applied rows, each row in the ledger once.
  *

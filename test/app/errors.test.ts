@@ -1,5 +1,5 @@
 /**
- * Error shape at the HTTP edge (STYLE 7): every rejection Fastify or the schema produces is an RFC 9457
+ * Error shape at the HTTP edge: every rejection Fastify or the schema produces is an RFC 9457
  * application/problem+json with a stable `code`, and every response carries x-request-id.
  */
 import t, { type Test } from 'tap'

@@ -1,4 +1,4 @@
-/** Operations routes (DESIGN §3.7): liveness, readiness (database + migrations) and Prometheus metrics. */
+/** Operations routes: liveness, readiness (database + migrations) and Prometheus metrics. */
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.js'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'

@@ -12,7 +12,7 @@ import { EMPTY_ROOT, inclusionProof, LeafHashes, leafData, leafHash, merkleRoot,
 import { checkpointMessage, createSigner, keyFingerprint, parseSigningKey, verifyCheckpointSignature } from '../../src/audit/signing.js'
 import { ConfigError, loadConfig } from '../../src/config/env.js'
 
-// RFC 6962 §2.1, written recursively as in the RFC.
+// RFC 6962 section 2.1, written recursively as in the RFC.
 const sha = (...b: Buffer[]) => createHash('sha256').update(Buffer.concat(b)).digest()
 function mth(d: Buffer[]): Buffer {
   if (d.length === 0) return sha()

@@ -1,5 +1,5 @@
 /**
- * API keys (DESIGN §1, §3.3): hashed at rest, found by a non-secret prefix, scopes (admin implies
+ * API keys: hashed at rest, found by a non-secret prefix, scopes (admin implies
  * all), revocation, last_used_at, and the secret shown once.
  */
 import t from 'tap'

@@ -1,4 +1,4 @@
-/** Idempotency-Key on write routes (DESIGN §2 invariant 2; IETF draft + Stripe semantics). */
+/** Idempotency-Key on write routes (IETF draft + Stripe semantics). */
 import t from 'tap'
 import pg from 'pg'
 import { buildTestApp, newGroup } from '../helpers/build-app.js'

@@ -1,5 +1,6 @@
 /**
- * DESIGN §2.1 at a CI-friendly size: the service is SIGKILLed in the middle of a 6,000-row import
+ * A crashed import loses and repeats nothing, at a CI-friendly size: the service is SIGKILLed in
+ * the middle of a 6,000-row import
  * (24 batches of 250, IMPORT_BATCH_SIZE); a new process finishes it with exactly 6,000 applied rows,
  * every row in the ledger once. The row count is small on purpose: the property is about batch
  * boundaries, not volume, and this file shares a loaded CI machine with every other test file.

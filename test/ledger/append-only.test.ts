@@ -23,7 +23,7 @@ t.test('the ledger refuses UPDATE, DELETE and TRUNCATE through the app\'s own co
   await t.rejects(sql.query(`UPDATE ledger_dedupe SET key = 'other'`), { code: 'P0001' })
   await t.rejects(sql.query(`DELETE FROM ledger_dedupe`), { code: 'P0001' })
   await t.rejects(sql.query(`TRUNCATE ledger_dedupe`), { code: 'P0001' })
-  // Through Drizzle too (the error is wrapped; the PostgreSQL code is in `cause`, STYLE T7).
+  // Through Drizzle too (the error is wrapped; the PostgreSQL code is in `cause`).
   await t.rejects(db.execute(dsql`DELETE FROM consent_events`), { cause: { code: 'P0001' } })
 
   const [row] = await sql.query<{ n: number; state: string }>(`SELECT count(*)::int AS n, min(state) AS state FROM consent_events`)

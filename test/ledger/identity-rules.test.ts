@@ -1,4 +1,4 @@
-/** DESIGN §1 identity rules: merge (one side has no external_id) and move (two external_ids). */
+/** Identity rules: merge (one side has no external_id) and move (two external_ids). */
 import t from 'tap'
 import { DEFAULT_WORKSPACE_ID } from '../../src/auth/api-keys.js'
 import { buildTestApp, newGroup, type TestApp } from '../helpers/build-app.js'

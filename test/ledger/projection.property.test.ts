@@ -1,5 +1,5 @@
 /**
- * Property (DESIGN §2 invariant 3): random opt-in/opt-out sequences with random occurred_at
+ * Property (the ordering rule, docs/architecture.md): random opt-in/opt-out sequences with random occurred_at
  * (few distinct instants, so ties happen), delivered in random order and concurrently over several
  * connections, sometimes naming an external_id and a phone together (merges and moves). Afterwards:
  * - the projection equals a fold of the ledger by the ordering rule, computed here in JS from the

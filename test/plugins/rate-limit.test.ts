@@ -1,4 +1,4 @@
-/** @fastify/rate-limit per API key, per-key override, and the shared Redis store (DESIGN §4). */
+/** @fastify/rate-limit per API key, per-key override, and the shared Redis store. */
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/env.js'

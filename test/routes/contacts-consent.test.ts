@@ -1,5 +1,5 @@
 /**
- * `POST /contacts/{id}/consent`, the admin toggle (DESIGN §3.3): one ledger event with source
+ * `POST /contacts/{id}/consent`, the admin toggle: one ledger event with source
  * `admin` and the caller's key as actor, exactly once under an Idempotency-Key; rejections map to
  * problems (404 unknown contact/group, 409 archived group, 422 evidence_required, 400 otherwise)
  * and change nothing.

@@ -1,5 +1,5 @@
 /**
- * Contacts administration (DESIGN §3.3): GET /contacts filters and keyset pagination, GET
+ * Contacts administration: GET /contacts filters and keyset pagination, GET
  * /contacts/{id} with state per group, PATCH attributes/tags; and no cross-workspace read, write or
  * existence leak on any of them (invariant 5). The admin toggle is in contacts-consent.test.ts.
  */

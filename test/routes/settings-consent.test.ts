@@ -1,5 +1,5 @@
 /**
- * `GET|PUT /settings/consent` (DESIGN §3.3): per-workspace `require_evidence_to_override_opt_out`
+ * `GET|PUT /settings/consent`: per-workspace `require_evidence_to_override_opt_out`
  * (default true), and its effect on the admin toggle: off lets an evidence-less admin opt-in
  * override a person's opt-out; on answers 422 evidence_required.
  */

@@ -1,5 +1,5 @@
 /**
- * `GET|PUT /settings/keywords` (DESIGN §5): defaults until set (REVOKE and OPTOUT included, STOP
+ * `GET|PUT /settings/keywords` (docs/webhook.md): defaults until set (REVOKE and OPTOUT included, STOP
  * PROMOTIONS marketing only), keywords stored normalised upper-case, validation (400 shape, 422
  * content, nothing changed), scopes, per workspace, Idempotency-Key, and the consent settings in
  * the same row left alone.

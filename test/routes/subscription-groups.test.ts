@@ -1,5 +1,5 @@
 /**
- * Subscription groups (DESIGN §1, §3.3): create, list, read, rename, archive, never delete;
+ * Subscription groups: create, list, read, rename, archive, never delete;
  * validation; and no cross-workspace read, write or existence leak (invariant 5).
  */
 import t from 'tap'

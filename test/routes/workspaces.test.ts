@@ -1,5 +1,5 @@
 /**
- * Workspace administration (DESIGN §3.3): only the root key (CONSENT_ADMIN_KEY) may create and list
+ * Workspace administration: only the root key (CONSENT_ADMIN_KEY) may create and list
  * workspaces and create keys in them; changing CONSENT_ADMIN_KEY replaces the root key.
  */
 import t from 'tap'

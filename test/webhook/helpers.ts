@@ -1,6 +1,6 @@
 /**
  * Helpers for the WhatsApp webhook tests: Meta's example payloads (test/fixtures/meta-*.json, copied
- * from ../shared/fixtures), textual edits that keep every other byte as it is (the fixture README:
+ * from Meta's documentation), textual edits that keep every other byte as it is (the fixture README:
  * Meta's example ids repeat across files, so tests give each payload its own ids), and signing.
  * Edits are string replacements on the file text, never a re-serialisation: what is signed and
  * sent is exactly the edited bytes.

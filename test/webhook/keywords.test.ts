@@ -1,4 +1,4 @@
-/** Keyword normalisation and matching (DESIGN §5), pure. */
+/** Keyword normalisation and matching (docs/webhook.md), pure. */
 import t from 'tap'
 import {
   DEFAULT_KEYWORD_SETTINGS,

@@ -1,4 +1,4 @@
-/** Payload → signals (DESIGN §6), pure: every Meta fixture, BSUID-only variants, batches. */
+/** Payload → signals (docs/webhook.md), pure: every Meta fixture, BSUID-only variants, batches. */
 import t from 'tap'
 import { mapPayload, parseMetaTimestamp, phoneNumberIdsOf } from '../../src/webhook/map-payload.js'
 import { BSUID, FIXTURE_PNID, FIXTURE_WA_ID, bsuidOnly, fixture, withBsuid } from './helpers.js'

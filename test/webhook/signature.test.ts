@@ -1,4 +1,4 @@
-/** X-Hub-Signature-256 (DESIGN §3.4): HMAC-SHA256 of the raw bytes, any configured secret. */
+/** X-Hub-Signature-256: HMAC-SHA256 of the raw bytes, any configured secret. */
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { parseSecrets, safeEqual, sign, verifySignature } from '../../src/webhook/signature.js'

@@ -1,6 +1,6 @@
 /**
- * GET /audit/events: keyset pages in ledger order with hashes and evidence; the filters of DESIGN
- * §3.6 (merged contacts included under their survivor); 404 for another workspace's ids; scope
+ * GET /audit/events: keyset pages in ledger order with hashes and evidence; the filters of
+ * docs/audit.md (merged contacts included under their survivor); 404 for another workspace's ids; scope
  * audit:read; and an auditor key (audit:read only) cannot write through any route.
  */
 import t from 'tap'

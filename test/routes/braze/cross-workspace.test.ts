@@ -1,5 +1,5 @@
 /**
- * DESIGN §2 invariant 5 on every Braze route: workspace B's key with workspace A's group id learns
+ * Workspace isolation on every Braze route: workspace B's key with workspace A's group id learns
  * nothing and changes nothing. Choice (documented in src/routes/braze/subscription-status.ts):
  * where the group is the request's single target (v1 set, status/get) the answer is a Braze-shaped
  * 404, identical to an id that does not exist; where it is one item of a batch (/users/track,

@@ -1,4 +1,4 @@
-/** Braze-compatible subscription routes: status/set v1 and v2, status/get, user/status (DESIGN §3.1). */
+/** Braze-compatible subscription routes: status/set v1 and v2, status/get, user/status. */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { buildTestApp, newGroup, type TestApp } from '../../helpers/build-app.js'

@@ -1,4 +1,4 @@
-/** Braze-compatible POST /users/track (DESIGN §3.1), with the request bodies of Braze's own documentation. */
+/** Braze-compatible POST /users/track, with the request bodies of Braze's own documentation. */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { DEFAULT_WORKSPACE_ID } from '../../../src/auth/api-keys.js'
@@ -172,7 +172,7 @@ t.test('every item error code in one request; the valid items of the same reques
   t.equal(n!.n, 3, 'ok-1, mixed and the phone: failed objects created nobody')
 })
 
-t.test('users/track links external_id and phone shown together (DESIGN §1 merge)', async (t) => {
+t.test('users/track links external_id and phone shown together (merge)', async (t) => {
   const ta = await buildTestApp(t)
   const g = await newGroup(ta, ta.root)
   await track(ta, { attributes: [{ phone: '+14155552671', subscription_groups: [{ subscription_group_id: g, subscription_state: 'subscribed' }] }] })

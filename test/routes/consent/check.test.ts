@@ -1,4 +1,4 @@
-/** Pre-send check (DESIGN §3.2). */
+/** Pre-send check. */
 import t from 'tap'
 import { DEFAULT_WORKSPACE_ID } from '../../../src/auth/api-keys.js'
 import { buildTestApp, newGroup, newWorkspace } from '../../helpers/build-app.js'

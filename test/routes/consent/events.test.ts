@@ -1,4 +1,4 @@
-/** POST /consent/events (DESIGN §3.5): up to 10,000 native events, answered per item in input order. */
+/** POST /consent/events: up to 10,000 native events, answered per item in input order. */
 import t from 'tap'
 import { buildTestApp, newGroup } from '../../helpers/build-app.js'
 

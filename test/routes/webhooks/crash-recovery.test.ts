@@ -1,5 +1,5 @@
 /**
- * `kill -9` after the inbox commit and before processing loses nothing (DESIGN §2.1, §3.4).
+ * `kill -9` after the inbox commit and before processing loses nothing.
  *
  * The real service runs as a child process (`src/cli.ts serve`, tap's own TypeScript loader) on a
  * fresh PostgreSQL database. To stop it exactly between the inbox commit and the processing, with

@@ -1,5 +1,5 @@
 /**
- * The durable inbox (DESIGN §3.4): a payload for an unmapped number is kept and applied (once) when
+ * The durable inbox (docs/webhook.md): a payload for an unmapped number is kept and applied (once) when
  * the number is mapped; kept payloads are listed and replayable; visibility never crosses
  * workspaces (another workspace's payload answers 404; unmapped numbers are the root key's only; a
  * batch naming two workspaces' numbers shows each only its own changes).

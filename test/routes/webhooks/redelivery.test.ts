@@ -1,5 +1,5 @@
 /**
- * Exactly-once and out-of-order (DESIGN §2.2, §6): a set of payloads (Meta's fixtures with their
+ * Exactly-once and out-of-order (docs/webhook.md): a set of payloads (Meta's fixtures with their
  * own ids, times and people, BSUID-only ones included) delivered three times each in shuffled
  * order leaves the same ledger as one delivery in chronological order: the same consent events
  * (as a multiset: person, group, state, occurred_at, source, platform stop, signal), the same

@@ -1,5 +1,5 @@
 /**
- * `GET|POST /webhooks/whatsapp` (DESIGN §3.4, §6): the handshake; signatures (401 and nothing
+ * `GET|POST /webhooks/whatsapp` (docs/webhook.md): the handshake; signatures (401 and nothing
  * stored; rotation; 503 when unconfigured); 3 MiB bodies in this route only; every Meta fixture
  * delivered as its exact bytes and what each records (with evidence); BSUID-only and linked
  * variants; batches; 131049 records nothing; user_preferences stop/resume and the pre-send check;
@@ -132,10 +132,10 @@ t.test('bodies up to 3 MiB on this route only; JSON only', async (t) => {
   t.equal(huge.statusCode, 413, 'and keep the 1 MiB limit')
 })
 
-t.test("every Meta fixture, as its exact bytes, records what DESIGN §6 says", async (t) => {
+t.test("every Meta fixture, as its exact bytes, records what docs/webhook.md says", async (t) => {
   const { ta, groups } = await setup(t)
   const { numberMarketing: NM, marketing: M, utility: U, otherNumber: O } = groups
-  // Keyword scopes are workspace-wide for the channel (DESIGN §5 "every group of the channel");
+  // Keyword scopes are workspace-wide for the channel ("every group of the channel", docs/webhook.md);
   // Meta's platform stop is per business number (its own groups and the number-less ones).
   const all = [NM, M, U, O].sort()
   const keywordMarketing = [NM, M, O].sort()
