@@ -16,10 +16,9 @@
  * AB_CONNECTIONS (10), AB_PARALLEL, AB_ENV_A / AB_ENV_B (settings of one side, `K=V K=V`), AB_SETUP_SQL (a SQL file run after the migrations),
  * AB_NODE_ARGS_A / AB_NODE_ARGS_B (node flags of one side, e.g. `--cpu-prof`), AB_WAITS=1 (what the backends
  * wait for during the rounds, sampled from pg_stat_activity: see sampleWaits), BENCH_DATABASE_URL
- * (admin URL; the database ab_check is created and dropped). Measured here (2026-12-01): two identical
- * builds differed by 1% in CPU per request in alternating rounds and by up to 6% in parallel ones,
- * so only a difference well beyond that means something; the trimmed check stack measured 103 ->
- * 87 us of user CPU per request this way (src/plugins/auth.ts and its neighbours).
+ * (admin URL; the database ab_check is created and dropped).
+ * Two identical builds differ by about 1% in CPU per request in alternating rounds and by up to
+ * 6% in parallel ones: only a difference well beyond that means something.
  */
 import { createDatabase, spawnNode, freePort, waitHttp, load, cleanup, installCleanup, postgresCpu } from './lib/harness.mjs'
 import { readFileSync } from 'node:fs'

@@ -15,9 +15,7 @@
  * APPEND_COST_WARMUP (appends before measuring, 200), APPEND_COST_SETUP_SQL (a SQL file run after
  * the migrations, e.g. a function variant in a schema of its own), APPEND_COST_OPTIONS (PostgreSQL
  * options of the measured connection, e.g. that schema first in search_path), BENCH_DATABASE_URL.
- * The database append_cost is created and dropped. Measured with it (2026-12-02, one object, a
- * variant of ledger_prepare with `plan_cache_mode = auto` first in the search_path against the
- * migrated one, twice in turn): 935 and 1,425 vs 785 and 815 us of PostgreSQL CPU per append.
+ * The database append_cost is created and dropped.
  */
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'

@@ -20,43 +20,9 @@
  *  BENCH_FILE           reuse/keep this CSV path instead of a temporary file
  *  BENCH_SERVER_NODE_ARGS  node flags for the service (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
  *
- * Where the time goes (2-core machine shared with other work, 2026-11-30; numbers move ±50% with
- * the load, compare ratios within one run):
- *  - 1,000,000 rows: end to end 4,202 rows/s = 1.2% of raw COPY (354k rows/s in that run); upload
- *    60.6k rows/s (csv-parse + content key + COPY to staging 12.6 s, duplicate marking 3.8 s);
- *    processing 4,518 rows/s, steady from the first batch to the last; peak RSS 297 MB.
- *    (Before the LATERAL key probes the rate fell from ~6k to ~1.7k rows/s as the tables grew:
- *    stale statistics made the identities and dedupe lookups hash the whole workspace per batch.)
- *  - Per 1,000 rows of a 2,500-row batch, measured in process: SQL ~185 ms (consent_events INSERT
- *    60, consent_state upsert 33, contacts INSERT 27, identities INSERT 19, ledger_dedupe INSERT
- *    10, staged-row fetch 7, identity lookup 6, advisory locks 5, dedupe lookup 5, the rest < 3
- *    each) and node CPU ~150 ms (phone validation with libphonenumber, hashing, pg's array
- *    encoding of 20 parameters, garbage collection).
- *  - Ceiling: the same statements with precomputed data and no JS work reach 6k-9k rows/s, 5-8.5%
- *    of raw COPY in the same run: one append writes 5 rows in 5 tables and 10 B-tree entries (plus
- *    locks and the hash chain) where COPY writes one unindexed row, so 20% of raw COPY cannot be
- *    reached by this data model, whatever the application code does.
- *  - 2026-12-01, quiet machine (load 1-2), after the append went to 6 round trips with one write
- *    statement: 1,000,000 rows 8,075 rows/s end to end (processing 8,779 rows/s: the ceiling
- *    above) = 1.1% of raw COPY (761k rows/s on the idle machine); peak RSS 279 MB (bench/results).
- *    A 1,009 MiB file (BENCH_TEXT_BYTES=920 BENCH_EXTRA_COLUMNS=4, 1,000,000 rows): upload
- *    27.8k rows/s (28 MiB/s), processing 7,713 rows/s, end to end 6,025 rows/s; RSS peak 188 MB
- *    during the upload, 296 MB during processing, VmHWM 297 MB (limit 300 MB).
- *  - The ceiling, measured in every run since 2026-12-01 (ledgerWriteCeiling below): the rows of an
- *    import written straight into copies of the ledger's five tables with their indexes, set-based,
- *    nothing else, reach 34-37k rows/s = 6.3-6.7% of the raw COPY of the same file (536-554k rows/s
- *    in those runs). 20% of raw COPY is ~3x beyond what PostgreSQL can write for this data model.
- *    Processing runs at ~10k rows/s; a CPU profile of the service over a 200,000-row import
- *    (BENCH_SERVER_NODE_ARGS='--cpu-prof ...') puts ~14 s of the 24.5 s of processing in node
- *    (libphonenumber validation ~1.9 s, pg's parameter encoding ~2.6 s, the hash chain ~1.4 s,
- *    garbage collection ~3.3 s) and the rest in PostgreSQL, one after the other: a batch's
- *    statements depend on its own reads, and concurrent batches would queue on the identities'
- *    bucket locks that every big batch takes.
- *  - 2026-12-01, night (the machine in a slower phase: raw COPY 768k rows/s): the worker reads, maps
- *    and validates the next batch while the current batch's statements run (processor.ts,
- *    createReadAhead), so this process works while PostgreSQL does: processing 9,167 -> 11,293
- *    rows/s (+23%), end to end 8,367 -> 10,227 rows/s, with 999 of 1,000 batches read ahead; peak
- *    RSS 273-292 MB either way (run-to-run spread).
+ * The ceiling (ledgerWriteCeiling below) writes the same rows straight into copies of the ledger's
+ * five tables with their indexes, set-based, and nothing else: no import into this data model can
+ * go faster, which is why the 20%-of-COPY target stays out of reach (docs/performance.md).
  */
 import pg from 'pg'
 import { spawn } from 'node:child_process'

@@ -18,7 +18,7 @@
  *  import   1,000,000-row CSV import end to end (bench/import.mjs, a child)     vs  raw COPY of the same file (measured by it)
  *  scale    GET /consent/check on a ledger of BENCH_BIG_EVENTS (10^7) synthetic events vs the same on 10^5
  *
- * Options: --only a,b  --skip a,b  --out DIR  --no-save. Environment: see README ("Benchmarks").
+ * Options: --only a,b  --skip a,b  --out DIR  --no-save. Environment: see docs/performance.md ("Running the benchmarks").
  */
 import { createHmac } from 'node:crypto'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
