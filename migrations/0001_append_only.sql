@@ -1,5 +1,5 @@
 -- Hand-written: the ledger is append-only, enforced by the database whatever the application does
--- (DESIGN §1, invariant 4). Row triggers refuse UPDATE and DELETE, a statement trigger refuses
+-- (docs/audit.md, "Three layers"). Row triggers refuse UPDATE and DELETE, a statement trigger refuses
 -- TRUNCATE. They fire for every role, the application's own included.
 CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -25,7 +25,8 @@ CREATE TRIGGER ledger_dedupe_no_truncate
   BEFORE TRUNCATE ON ledger_dedupe
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 --> statement-breakpoint
--- Channel and category of a group are immutable once events reference it (DESIGN §1).
+-- Channel and category of a group are immutable once events reference it: they are part of what
+-- those events mean.
 CREATE OR REPLACE FUNCTION subscription_group_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
