@@ -18,10 +18,9 @@
  *
  * Events are compared by the ordering rule (occurred_at, then unsubscribed first, then ledger id),
  * so the answer depends on the ledger's content, not on the order in which events arrived.
+ * Pure: the person's events are read by historyOf (history.ts).
  */
-import type { Sql } from '../db/sql.js'
-import { normalizeIdentity } from '../contacts/identity.js'
-import { PERSON_INITIATED, type RawIdentity } from './types.js'
+import { PERSON_INITIATED } from './types.js'
 
 /** One consent event of the person, as a restore needs it. */
 export interface HistoryEvent {
@@ -56,67 +55,6 @@ export type RestorePlan =
       /** Each named group's state at T by the ordering rule. */
       stateAt: Map<string, 'subscribed' | 'unsubscribed'>
     }
-
-/** Live contacts holding any of the identities, and every contact merged into them. */
-export async function membersOf(tx: Sql, workspaceId: string, identities: RawIdentity[]): Promise<string[]> {
-  const types: string[] = []
-  const values: string[] = []
-  for (const i of identities) {
-    const v = normalizeIdentity(i.type, i.value, i.unverified)
-    if (v !== null) {
-      types.push(i.type)
-      values.push(v)
-    }
-  }
-  if (types.length === 0) return []
-  const rows = await tx.query<{ id: string }>(
-    `SELECT c.id::text AS id FROM contacts c
-      WHERE c.workspace_id = $1
-        AND COALESCE(c.merged_into, c.id) IN (
-              SELECT i.contact_id FROM identities i
-                JOIN unnest($2::text[], $3::text[]) AS q(type, value) ON q.type = i.type AND q.value = i.value
-               WHERE i.workspace_id = $1)`,
-    [workspaceId, types, values],
-  )
-  return rows.map((r) => r.id)
-}
-
-/** The person's consent events that occurred at or before `at` (every contact merged in). */
-export async function historyOf(tx: Sql, workspaceId: string, identities: RawIdentity[], at: Date): Promise<HistoryEvent[]> {
-  const members = await membersOf(tx, workspaceId, identities)
-  if (members.length === 0) return []
-  const rows = await tx.query<{
-    id: string
-    g: string
-    state: 'subscribed' | 'unsubscribed'
-    occurred_at: Date
-    source: string
-    platform_stop: string | null
-    keyword_action: string | null
-    signal_key: string | null
-    phone_number_id: string | null
-    message_id: string | null
-  }>(
-    `SELECT e.id::text AS id, e.subscription_group_id::text AS g, e.state, e.occurred_at, e.source, e.platform_stop,
-            e.evidence->>'keyword_action' AS keyword_action, e.evidence->>'signal_key' AS signal_key,
-            e.evidence->>'phone_number_id' AS phone_number_id, e.evidence->>'message_id' AS message_id
-       FROM consent_events e
-      WHERE e.workspace_id = $1 AND e.contact_id = ANY($2::uuid[]) AND e.type = 'consent' AND e.occurred_at <= $3`,
-    [workspaceId, members, at.toISOString()],
-  )
-  return rows.map((r) => ({
-    id: BigInt(r.id),
-    group: r.g,
-    state: r.state,
-    occurredAt: new Date(r.occurred_at).getTime(),
-    source: r.source,
-    platformStop: r.platform_stop,
-    keywordAction: r.keyword_action,
-    signalKey: r.signal_key,
-    phoneNumberId: r.phone_number_id,
-    messageId: r.message_id,
-  }))
-}
 
 /** Ordering rule: later occurred_at, then unsubscribed, then later ledger id is "after". */
 function compare(a: HistoryEvent, b: HistoryEvent): number {

@@ -1,5 +1,5 @@
 /**
- * The webhook inbox (`webhook_inbox`, DESIGN §3.4): every authentic payload, committed raw before
+ * The webhook inbox (`webhook_inbox`): every authentic payload, committed raw before
  * Meta gets its 200. Every statement on the table lives here.
  *
  * Status of a row:

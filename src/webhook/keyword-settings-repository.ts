@@ -1,5 +1,5 @@
 /**
- * Per-workspace keyword settings (DESIGN §5, `GET|PUT /settings/keywords`), stored as JSON in
+ * Per-workspace keyword settings (`GET|PUT /settings/keywords`; defaults in docs/webhook.md), stored as JSON in
  * `workspace_settings.keywords`; null (or no row) means DEFAULT_KEYWORD_SETTINGS. Writing touches
  * only that column (the consent settings in the same row are left alone).
  */

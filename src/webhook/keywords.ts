@@ -1,5 +1,5 @@
 /**
- * Keyword rules (DESIGN §5): normalisation and matching, pure (no database, no Fastify).
+ * Keyword rules (docs/webhook.md "Default keywords"): normalisation and matching, pure (no database, no Fastify).
  *
  * Normalisation of a message (and of a rule's keyword, which is stored in this form, upper-case):
  *   Unicode NFKC (full-width "ＳＴＯＰ" is STOP), trim, drop SURROUNDING punctuation, symbols and
@@ -73,7 +73,7 @@ const optInMarkets = [
   'DÉMARRER', // fr
 ]
 
-/** DESIGN §5 defaults, used while a workspace has stored none. */
+/** The defaults (docs/webhook.md "Default keywords"), used while a workspace has stored none. */
 export const DEFAULT_KEYWORD_SETTINGS: KeywordSettings = Object.freeze({
   enabled: true,
   mode: 'exact',

@@ -1,5 +1,5 @@
 /**
- * Meta WhatsApp Cloud API webhook payload → consent signals (DESIGN §6), pure: no database, no
+ * Meta WhatsApp Cloud API webhook payload → consent signals (what each records: docs/webhook.md), pure: no database, no
  * workspace, no keyword rules. A payload is handled item by item: every entry, every change, every
  * message / status / preference becomes at most one signal, in payload order.
  *

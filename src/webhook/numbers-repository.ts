@@ -1,5 +1,5 @@
 /**
- * WhatsApp business numbers mapped to workspaces (`whatsapp_numbers`, DESIGN §3.3
+ * WhatsApp business numbers mapped to workspaces (`whatsapp_numbers`,
  * `POST|GET /whatsapp/numbers`), and who may receive their webhooks (docs/webhook.md "Tenancy"):
  *   - an OPERATOR mapping (the root key, any admin of the operator's own workspace `default`, or
  *     `POST /workspaces/{id}/whatsapp/numbers`) routes the payloads signed with the operator's app

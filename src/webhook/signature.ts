@@ -1,5 +1,5 @@
 /**
- * Meta webhook signatures (DESIGN §3.4): `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw
+ * Meta webhook signatures: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw
  * body keyed with the app secret>`. The HMAC is computed over the exact bytes received (never a
  * re-serialised body) and compared with `timingSafeEqual` against EVERY configured secret (rotation:
  * WHATSAPP_APP_SECRETS is comma-separated), without stopping at the first match, so the time taken

@@ -1,5 +1,5 @@
 /**
- * The webhook inbox, for operators (DESIGN §3.4), admin scope:
+ * The webhook inbox, for operators, admin scope:
  *   GET  /webhooks/whatsapp/inbox              kept payloads (pending, unmapped, deferred, failed) by
  *                                              default, newest first; `?status=` narrows or `all`
  *   GET  /webhooks/whatsapp/inbox/{id}         one payload

@@ -1,5 +1,5 @@
 /**
- * Meta WhatsApp webhook (DESIGN §3.4), an ENCAPSULATED plugin (STYLE P1, P8): in this scope only,
+ * Meta WhatsApp webhook (docs/webhook.md), an encapsulated plugin: in this scope only,
  * `application/json` is parsed as a raw Buffer (up to 3 MiB), because the signature is an HMAC of
  * the exact bytes; every other route keeps the normal JSON parser and the 1 MiB limit.
  *
@@ -38,7 +38,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** Checked when a workspace has no secret, so that its answer takes as long as a wrong signature. */
 const NO_SECRET = [randomBytes(32).toString('hex')]
 
-/** DESIGN §4: webhook bodies up to 3 MB (3 MiB here). */
+/** Webhook bodies up to 3 MiB (docs/operations.md "Body limits"). */
 export const WEBHOOK_BODY_LIMIT = 3 * 1024 * 1024
 
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemRef } } })
