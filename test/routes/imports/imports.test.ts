@@ -119,7 +119,7 @@ t.test('a file of valid and invalid rows: the valid ones apply, the exact error 
     [`import:${id}:13`, `import:${id}:2`],
   )
   // Staging is deleted once the import has finished.
-  for (let i = 0; i < 100; i++) {
+  for (const until = Date.now() + 60_000; Date.now() < until; ) {
     const [s] = await ta.app.database.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM import_rows WHERE import_id = $1`, [id])
     if (s!.n === 0) break
     await new Promise((r) => setTimeout(r, 50))
@@ -175,7 +175,7 @@ t.test('Idempotency-Key: a second upload while the first is still streaming answ
   // The first upload holds the key's lock once it streams. pg_locks is cluster-wide and other test
   // files run beside this one on their own databases, so only this database's locks count.
   let held = false
-  for (let i = 0; i < 400 && !held; i++) {
+  for (const until = Date.now() + 60_000; Date.now() < until && !held; ) {
     const [l] = await ta.app.database.sql.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_locks
         WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
