@@ -1,5 +1,5 @@
 /**
- * Signed checkpoints (DESIGN §1 "Tamper evidence"): one series per workspace, sequence 1, 2, ...
+ * Signed checkpoints (docs/audit.md): one series per workspace, sequence 1, 2, ...
  *
  * A checkpoint signs (signing.ts) the Merkle root (merkle.ts) over the workspace's chain heads: one
  * leaf per contact that has a chain (merged-away contacts included: their chains are part of the

@@ -1,7 +1,7 @@
 /**
  * One ledger event as the Auditor API shows it: every recorded column, timestamps as RFC 3339 UTC
  * with milliseconds (exactly the strings the hash covers), `id` (the ledger id) as a decimal string.
- * The hash covers every field except `id`, `prev_hash` and `hash` (README "How an auditor verifies").
+ * The hash covers every field except `id`, `prev_hash` and `hash` (docs/audit.md, "What is chained").
  */
 import type { HashableEvent } from '../ledger/hash-chain.js'
 

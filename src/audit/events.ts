@@ -6,17 +6,17 @@
  *   `e1:<last id>`; a page costs the same at any depth (the primary key serves the seek).
  * - `from` / `to` filter on `recorded_at` (when the ledger recorded the event: database time),
  *   half-open `[from, to)`. recorded_at is the ledger's own clock and the partition key of the
- *   ledger (README "Running at scale"), unlike `occurred_at`, which the caller reports. Use
+ *   ledger (docs/architecture.md), unlike `occurred_at`, which the caller reports. Use
  *   `GET /audit/state?basis=occurred` for questions about when people acted.
  * - Contact selectors (`contact_id`, `external_id`, `phone`, `bsuid`) name a contact: an identity
  *   names the contact that holds it now. The result covers that contact's events AND the events of
- *   every contact merged into it (they count for it: DESIGN §1), i.e. contacts with
+ *   every contact merged into it (they count for it), i.e. contacts with
  *   `id = X OR merged_into = X`. A merged-away contact's id selects its own events only. Several
  *   selectors combine with AND (the intersection of those sets). A recycled number's previous owner
  *   is not included (see its `identity_moved_out` event, `source=merge`).
  * - A selector or `subscription_group_id` that names nothing in the caller's workspace answers 404
- *   `not_found`, exactly like one that exists in another workspace (DESIGN §1). An invalid phone is
- *   400 `invalid_phone`.
+ *   `not_found`, exactly like one that exists in another workspace (so another workspace's ids
+ *   cannot be probed). An invalid phone is 400 `invalid_phone`.
  * - Appends commit concurrently with a walk: an event whose transaction commits after a page past
  *   its id was read is not seen by that walk. A closed period (`to` a few seconds in the past) is
  *   stable. An export reads up to the highest id visible when it starts, so it always ends.

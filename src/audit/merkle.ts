@@ -1,5 +1,5 @@
 /**
- * The Merkle tree that checkpoints sign (DESIGN §1 "Tamper evidence"), RFC 6962 / RFC 9162 style.
+ * The Merkle tree that checkpoints sign (docs/audit.md), RFC 6962 / RFC 9162 style.
  * Pure: depends on node:crypto and canonical JSON only, so the offline verifier can use it.
  *
  * Leaves: one per contact of the workspace that has a chain, sorted by contact_id (lower-case
@@ -11,7 +11,7 @@
  *   root of the empty tree = SHA-256("")
  * The tree shape is RFC 6962's MTH (split at the largest power of two below n); built level by
  * level, where an unpaired last node moves up unchanged, it is the same tree. Inclusion proofs are
- * RFC 6962 audit paths (leaf upward) and are checked with the RFC 9162 §2.1.3.2 algorithm.
+ * RFC 6962 audit paths (leaf upward) and are checked with the RFC 9162 section 2.1.3.2 algorithm.
  */
 import { createHash } from 'node:crypto'
 import { canonicalJson } from '../ledger/canonical-json.js'
@@ -115,7 +115,7 @@ export function inclusionProof(leaves: LeafHashes | Buffer[], index: number): { 
 }
 
 /**
- * RFC 9162 §2.1.3.2: does `path` prove that `leafHashHex` is leaf `index` of the tree of
+ * RFC 9162 section 2.1.3.2: does `path` prove that `leafHashHex` is leaf `index` of the tree of
  * `treeSize` leaves whose root is `rootHex`?
  */
 export function verifyInclusion(leafHashHex: string, index: number, treeSize: number, path: string[], rootHex: string): boolean {

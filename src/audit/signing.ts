@@ -1,5 +1,5 @@
 /**
- * Checkpoint signing (DESIGN §1 "Tamper evidence"). Pure: node:crypto and canonical JSON only, so
+ * Checkpoint signing (docs/audit.md). Pure: node:crypto and canonical JSON only, so
  * the offline verifier (verify-proof.ts) shares it.
  *
  * A checkpoint is {workspace_id, sequence, created_at, tree_size, root_hash}; the Ed25519 signature

@@ -41,7 +41,7 @@ const GENESIS = '0'.repeat(64)
 const HEX64 = /^[0-9a-f]{64}$/
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
-/** The hashed fields, in the order of README "How an auditor verifies" (order does not matter). */
+/** The hashed fields (docs/audit.md, "What is chained"); their order here does not matter. */
 const HASHED_FIELDS = [
   'event_id',
   'workspace_id',
@@ -112,10 +112,136 @@ export function eventHash(prev: string, e: Record<string, unknown>): string {
   return createHash('sha256').update(prev).update(canonicalJson(body)).digest('hex')
 }
 
+/** Where a verification writes what it finds: problems make a proof fail, notes do not. */
+interface Findings {
+  problems: string[]
+  notes: string[]
+}
+
+type CheckpointPayload = { workspace_id: string; sequence: number; created_at: string; tree_size: number; root_hash: string }
+
+function checkpointShapeOk(payload: CheckpointPayload, signature: unknown): boolean {
+  return (
+    typeof payload.workspace_id === 'string' &&
+    Number.isSafeInteger(payload.sequence) &&
+    typeof payload.created_at === 'string' &&
+    Number.isSafeInteger(payload.tree_size) &&
+    typeof payload.root_hash === 'string' &&
+    HEX64.test(payload.root_hash) &&
+    typeof signature === 'string'
+  )
+}
+
+function fingerprintOrNull(key: string): string | null {
+  try {
+    return keyFingerprint(key)
+  } catch {
+    return null
+  }
+}
+
+/** 4. The checkpoint and its signature, with the pinned key when there is one. */
+function verifyCheckpoint(
+  cp: Record<string, unknown>,
+  ws: string | null,
+  opts: { publicKeyPem?: string },
+  f: Findings,
+): { checkpoint: NonNullable<ProofReport['checkpoint']>; ok: boolean } {
+  const payload: CheckpointPayload = {
+    workspace_id: cp.workspace_id as string,
+    sequence: cp.sequence as number,
+    created_at: cp.created_at as string,
+    tree_size: cp.tree_size as number,
+    root_hash: cp.root_hash as string,
+  }
+  const shapeOk = checkpointShapeOk(payload, cp.signature)
+  if (!shapeOk) f.problems.push('checkpoint fields are malformed')
+  if (payload.workspace_id !== ws) f.problems.push('the checkpoint belongs to another workspace')
+  const key = opts.publicKeyPem ?? (typeof cp.public_key === 'string' ? cp.public_key : '')
+  const fingerprint = fingerprintOrNull(key)
+  if (fingerprint === null) f.problems.push('the public key cannot be read')
+  if (opts.publicKeyPem && typeof cp.public_key === 'string') {
+    if (fingerprintOrNull(cp.public_key) !== fingerprint) f.problems.push('the proof names another public key than the pinned one')
+  }
+  const signatureOk = shapeOk && fingerprint !== null && verifyCheckpointSignature(payload, cp.signature as string, key)
+  if (!signatureOk) f.problems.push(`the checkpoint signature does not verify${opts.publicKeyPem ? ' with the pinned key' : ''}`)
+  if (!opts.publicKeyPem) f.notes.push(`signature checked with the public key carried by the proof (fingerprint ${fingerprint}); pin the operator's published key with --public-key`)
+  const checkpoint = {
+    sequence: payload.sequence,
+    created_at: payload.created_at,
+    root_hash: payload.root_hash,
+    signature_ok: signatureOk,
+    key_fingerprint: fingerprint,
+    key_pinned: !!opts.publicKeyPem,
+  }
+  return { checkpoint, ok: shapeOk && signatureOk }
+}
+
+/** 1-2. One chain's events: shape, contact, workspace, links and hashes; the recomputed hashes. */
+function verifyEvents(events: unknown[], contact: string, ws: string | null, ci: number, f: Findings): { hashes: string[]; ok: boolean } {
+  const hashes: string[] = []
+  let ok = true
+  let prev = GENESIS
+  const fail = (problem: string) => {
+    ok = false
+    f.problems.push(problem)
+  }
+  events.forEach((e, i) => {
+    const where = `chains[${ci}].events[${i}]`
+    const shape = eventProblem(e, where)
+    if (shape) {
+      fail(shape)
+      hashes.push('')
+      return
+    }
+    const ev = e as Record<string, unknown>
+    if (ev.contact_id !== contact) fail(`${where} belongs to contact ${String(ev.contact_id)}, not ${contact}`)
+    if (ev.workspace_id !== ws) fail(`${where} belongs to another workspace`)
+    if (ev.prev_hash !== prev) fail(`${where}: prev_hash does not link to the previous event`)
+    const h = eventHash(prev, ev)
+    if (h !== ev.hash) fail(`${where}: content does not match its hash`)
+    hashes.push(h)
+    prev = h
+  })
+  return { hashes, ok }
+}
+
+/** 3. The chain's leaf recomputed from its first chain_length events, and its inclusion proof. */
+function verifyAnchor(chain: Record<string, unknown> & { events: unknown[] }, contact: string, r: ChainReport, cp: unknown, f: Findings): void {
+  const inc = chain.inclusion
+  if (inc === null || inc === undefined) {
+    if (chain.events.length > 0) f.problems.push(`contact ${contact}: no inclusion proof, its chain is not anchored in the checkpoint`)
+    return
+  }
+  if (!isObject(inc) || !isObject(inc.leaf) || !Array.isArray(inc.audit_path) || !Number.isSafeInteger(inc.leaf_index)) {
+    f.problems.push(`contact ${contact}: malformed inclusion proof`)
+    r.inclusion_ok = false
+    return
+  }
+  const L = inc.leaf.chain_length
+  if (!Number.isSafeInteger(L) || (L as number) < 1 || (L as number) > chain.events.length) {
+    f.problems.push(`contact ${contact}: the leaf covers ${String(L)} events, the chain holds ${chain.events.length}`)
+    r.inclusion_ok = false
+    return
+  }
+  const n = L as number
+  const leaf = { contact_id: contact, chain_length: n, head: r.hashes[n - 1]! }
+  if (inc.leaf.contact_id !== contact || inc.leaf.head !== leaf.head) {
+    f.problems.push(`contact ${contact}: the leaf in the proof does not match the recomputed chain`)
+  }
+  const ok =
+    isObject(cp) &&
+    verifyInclusion(leafHash(leaf).toString('hex'), inc.leaf_index as number, cp.tree_size as number, inc.audit_path as string[], cp.root_hash as string)
+  r.inclusion_ok = ok
+  if (!ok) f.problems.push(`contact ${contact}: the first ${n} events are not included in the checkpoint's Merkle root`)
+  else r.anchored_events = n
+  if (n < chain.events.length) f.notes.push(`contact ${contact}: the last ${chain.events.length - n} event(s) came after checkpoint ${String(isObject(cp) ? cp.sequence : '?')} and are not yet anchored`)
+}
+
 export function verifyProof(proof: unknown, opts: { publicKeyPem?: string } = {}): ProofReport {
-  const problems: string[] = []
-  const notes: string[] = []
-  const report: ProofReport = { ok: false, problems, notes, workspace_id: null, contact_id: null, checkpoint: null, chains: [] }
+  const f: Findings = { problems: [], notes: [] }
+  const { problems } = f
+  const report: ProofReport = { ok: false, problems, notes: f.notes, workspace_id: null, contact_id: null, checkpoint: null, chains: [] }
   if (!isObject(proof) || proof.format !== 'consent-ledger-proof' || proof.version !== 1) {
     problems.push('not a consent-ledger proof (format "consent-ledger-proof", version 1)')
     return report
@@ -130,7 +256,6 @@ export function verifyProof(proof: unknown, opts: { publicKeyPem?: string } = {}
   }
   if (!proof.chains.some((c) => isObject(c) && c.contact_id === proof.contact_id)) problems.push('no chain for the proof\'s contact_id')
 
-  // 4. The checkpoint and its signature.
   const cp = proof.checkpoint
   let checkpointOk = false
   if (cp === null || cp === undefined) {
@@ -138,54 +263,11 @@ export function verifyProof(proof: unknown, opts: { publicKeyPem?: string } = {}
   } else if (!isObject(cp)) {
     problems.push('checkpoint is not an object')
   } else {
-    const payload = {
-      workspace_id: cp.workspace_id as string,
-      sequence: cp.sequence as number,
-      created_at: cp.created_at as string,
-      tree_size: cp.tree_size as number,
-      root_hash: cp.root_hash as string,
-    }
-    const shapeOk =
-      typeof payload.workspace_id === 'string' &&
-      Number.isSafeInteger(payload.sequence) &&
-      typeof payload.created_at === 'string' &&
-      Number.isSafeInteger(payload.tree_size) &&
-      typeof payload.root_hash === 'string' &&
-      HEX64.test(payload.root_hash) &&
-      typeof cp.signature === 'string'
-    if (!shapeOk) problems.push('checkpoint fields are malformed')
-    if (payload.workspace_id !== ws) problems.push('the checkpoint belongs to another workspace')
-    const key = opts.publicKeyPem ?? (typeof cp.public_key === 'string' ? cp.public_key : '')
-    let fingerprint: string | null = null
-    try {
-      fingerprint = keyFingerprint(key)
-    } catch {
-      problems.push('the public key cannot be read')
-    }
-    if (opts.publicKeyPem && typeof cp.public_key === 'string') {
-      let proofKey: string | null = null
-      try {
-        proofKey = keyFingerprint(cp.public_key)
-      } catch {
-        proofKey = null
-      }
-      if (proofKey !== fingerprint) problems.push('the proof names another public key than the pinned one')
-    }
-    const signatureOk = shapeOk && fingerprint !== null && verifyCheckpointSignature(payload, cp.signature as string, key)
-    if (!signatureOk) problems.push(`the checkpoint signature does not verify${opts.publicKeyPem ? ' with the pinned key' : ''}`)
-    if (!opts.publicKeyPem) notes.push(`signature checked with the public key carried by the proof (fingerprint ${fingerprint}); pin the operator's published key with --public-key`)
-    report.checkpoint = {
-      sequence: payload.sequence,
-      created_at: payload.created_at,
-      root_hash: payload.root_hash,
-      signature_ok: signatureOk,
-      key_fingerprint: fingerprint,
-      key_pinned: !!opts.publicKeyPem,
-    }
-    checkpointOk = shapeOk && signatureOk
+    const verified = verifyCheckpoint(cp, ws, opts, f)
+    report.checkpoint = verified.checkpoint
+    checkpointOk = verified.ok
   }
 
-  // 1-3. Chains, leaves, inclusion.
   const seen = new Set<string>()
   proof.chains.forEach((chain, ci) => {
     if (!isObject(chain) || typeof chain.contact_id !== 'string' || !Array.isArray(chain.events)) {
@@ -195,70 +277,11 @@ export function verifyProof(proof: unknown, opts: { publicKeyPem?: string } = {}
     const contact = chain.contact_id
     if (seen.has(contact)) problems.push(`contact ${contact} appears twice`)
     seen.add(contact)
-    const hashes: string[] = []
-    let chainOk = true
-    let prev = GENESIS
-    chain.events.forEach((e, i) => {
-      const where = `chains[${ci}].events[${i}]`
-      const shape = eventProblem(e, where)
-      if (shape) {
-        chainOk = false
-        problems.push(shape)
-        hashes.push('')
-        return
-      }
-      const ev = e as Record<string, unknown>
-      if (ev.contact_id !== contact) {
-        chainOk = false
-        problems.push(`${where} belongs to contact ${String(ev.contact_id)}, not ${contact}`)
-      }
-      if (ev.workspace_id !== ws) {
-        chainOk = false
-        problems.push(`${where} belongs to another workspace`)
-      }
-      if (ev.prev_hash !== prev) {
-        chainOk = false
-        problems.push(`${where}: prev_hash does not link to the previous event`)
-      }
-      const h = eventHash(prev, ev)
-      if (h !== ev.hash) {
-        chainOk = false
-        problems.push(`${where}: content does not match its hash`)
-      }
-      hashes.push(h)
-      prev = h
-    })
-    const r: ChainReport = { contact_id: contact, events: chain.events.length, chain_ok: chainOk, hashes, anchored_events: 0, inclusion_ok: null }
+    const events = chain.events as unknown[]
+    const { hashes, ok } = verifyEvents(events, contact, ws, ci, f)
+    const r: ChainReport = { contact_id: contact, events: events.length, chain_ok: ok, hashes, anchored_events: 0, inclusion_ok: null }
     report.chains.push(r)
-
-    const inc = chain.inclusion
-    if (inc === null || inc === undefined) {
-      if (chain.events.length > 0) problems.push(`contact ${contact}: no inclusion proof, its chain is not anchored in the checkpoint`)
-      return
-    }
-    if (!isObject(inc) || !isObject(inc.leaf) || !Array.isArray(inc.audit_path) || !Number.isSafeInteger(inc.leaf_index)) {
-      problems.push(`contact ${contact}: malformed inclusion proof`)
-      r.inclusion_ok = false
-      return
-    }
-    const L = inc.leaf.chain_length
-    if (!Number.isSafeInteger(L) || (L as number) < 1 || (L as number) > chain.events.length) {
-      problems.push(`contact ${contact}: the leaf covers ${String(L)} events, the chain holds ${chain.events.length}`)
-      r.inclusion_ok = false
-      return
-    }
-    const n = L as number
-    const leaf = { contact_id: contact, chain_length: n, head: hashes[n - 1]! }
-    if (inc.leaf.contact_id !== contact || inc.leaf.head !== leaf.head) {
-      problems.push(`contact ${contact}: the leaf in the proof does not match the recomputed chain`)
-    }
-    const ok =
-      isObject(cp) &&
-      verifyInclusion(leafHash(leaf).toString('hex'), inc.leaf_index as number, cp.tree_size as number, inc.audit_path as string[], cp.root_hash as string)
-    r.inclusion_ok = ok
-    if (!ok) problems.push(`contact ${contact}: the first ${n} events are not included in the checkpoint's Merkle root`)
-    else r.anchored_events = n
-    if (n < chain.events.length) notes.push(`contact ${contact}: the last ${chain.events.length - n} event(s) came after checkpoint ${String(isObject(cp) ? cp.sequence : '?')} and are not yet anchored`)
+    verifyAnchor({ ...chain, events }, contact, r, cp, f)
   })
 
   report.ok = problems.length === 0 && checkpointOk
