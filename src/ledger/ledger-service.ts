@@ -16,6 +16,7 @@ import { normalizeIdentity, type Identity } from '../contacts/identity.js'
 import { flushPending, identityLockKeys, resolveContacts } from './contact-resolver.js'
 import { chainHash, GENESIS, isoString, type HashableEvent } from './hash-chain.js'
 import { PROJECTION_WRITE, recomputeProjection } from './projection.js'
+import { beats, beatsSql, stateColumns } from './ordering.js'
 import { parseDateTime } from '../input/date-time.js'
 import { findUnstorable, MAX_DEPTH } from '../input/storable.js'
 import {
@@ -117,17 +118,6 @@ export function tokenArray(values: readonly unknown[]): string | readonly unknow
 }
 
 const reject = (code: RejectCode, message: string, pointer?: string): ItemResult => ({ status: 'rejected', code, message, pointer })
-
-/** Does event a beat event b by the ordering rule? */
-function beats(a: { occurredAt: Date; state: string; seq: bigint }, b: { occurredAt: Date; state: string; seq: bigint }): boolean {
-  const ta = a.occurredAt.getTime()
-  const tb = b.occurredAt.getTime()
-  if (ta !== tb) return ta > tb
-  const ua = a.state === 'unsubscribed'
-  const ub = b.state === 'unsubscribed'
-  if (ua !== ub) return ua
-  return a.seq > b.seq
-}
 
 function hasOverrideEvidence(c: Candidate): boolean {
   if (!c.method) return false
@@ -715,8 +705,7 @@ export function createLedger(hooks: LedgerHooks = {}) {
            ON CONFLICT (workspace_id, contact_id, subscription_group_id) DO UPDATE
               SET state = excluded.state, occurred_at = excluded.occurred_at, event_seq = excluded.event_seq,
                   event_id = excluded.event_id, source = excluded.source, updated_at = now()
-            WHERE (excluded.occurred_at, excluded.state = 'unsubscribed', excluded.event_seq)
-                > (s.occurred_at, s.state = 'unsubscribed', s.event_seq))`)
+            WHERE ${beatsSql(stateColumns('excluded'), stateColumns('s'))})`)
       }
       if (stops.length > 0) {
         shape += 's'

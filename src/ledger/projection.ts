@@ -1,7 +1,6 @@
 /**
  * The projections of the ledger the pre-send check reads, and their fold from the ledger alone:
- *   consent_state: per (contact, group) the winning event by the ordering rule
- *     latest occurred_at; on equal occurred_at `unsubscribed`; then the later ledger id;
+ *   consent_state: per (contact, group) the winning event by the ordering rule (ordering.ts);
  *   platform_stops: per (contact, business number) the latest Meta stop/resume signal (an event
  *     with platform_stop set; its number is evidence.phone_number_id): latest occurred_at; on
  *     equal occurred_at a stop beats a resume; then the later ledger id.
@@ -11,17 +10,21 @@
  * transaction marked with PROJECTION_WRITE (migration 0019, docs/audit.md).
  */
 import type { Sql } from '../db/sql.js'
+import { WINNER_ORDER } from './ordering.js'
 
-/** SQL ORDER BY that puts the winning event first. */
-export const WINNER_ORDER = `e.occurred_at DESC, (e.state = 'unsubscribed') DESC, e.id DESC`
+export { WINNER_ORDER }
 
-/** The fold of the ledger, as rows (contact_id = the live contact the events count for). */
-export const FOLD_SQL = `
-  WITH members AS (
+/** Each contact in scope ($2; null: all) and the live contact its events count for. */
+const MEMBERS = `
+  members AS (
     SELECT c.id AS member, COALESCE(c.merged_into, c.id) AS root
       FROM contacts c
      WHERE c.workspace_id = $1 AND ($2::uuid[] IS NULL OR c.id = ANY($2::uuid[]) OR c.merged_into = ANY($2::uuid[]))
-  )
+  )`
+
+/** The fold of the ledger, as rows (contact_id = the live contact the events count for). */
+export const FOLD_SQL = `
+  WITH ${MEMBERS}
   SELECT DISTINCT ON (m.root, e.subscription_group_id)
          m.root AS contact_id, e.subscription_group_id, e.state, e.occurred_at, e.id AS event_seq, e.event_id, e.source
     FROM consent_events e
@@ -36,13 +39,6 @@ export const PROJECTION_WRITE = 'consent_ledger.projection_write'
 export async function allowProjectionWrite(sql: Sql): Promise<void> {
   await sql.query(`SELECT set_config('${PROJECTION_WRITE}', 'on', true)`)
 }
-
-const MEMBERS = `
-  members AS (
-    SELECT c.id AS member, COALESCE(c.merged_into, c.id) AS root
-      FROM contacts c
-     WHERE c.workspace_id = $1 AND ($2::uuid[] IS NULL OR c.id = ANY($2::uuid[]) OR c.merged_into = ANY($2::uuid[]))
-  )`
 
 /** The fold of the platform stops, as rows (contact_id = the live contact the events count for). */
 export const STOP_FOLD_SQL = `
