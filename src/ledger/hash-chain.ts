@@ -1,64 +1,32 @@
 /**
- * The per-contact hash chain (DESIGN §1 "Tamper evidence"):
+ * The per-contact hash chain (docs/audit.md):
  *   hash = sha256_hex( prev_hash_hex || canonical_json(event_body) )
  * where prev_hash of a contact's first event is GENESIS (64 zeros), and `event_body` is the object
- * built by `hashBody` below: every recorded field of the event except `id`, `prev_hash` and `hash`.
+ * built by `hashBody` below: every recorded field of the event (event.ts, EVENT_FIELDS) and `v`.
  * Chains are per contact so writes for different contacts never wait on each other.
  */
 import * as crypto from 'node:crypto'
 import { canonicalJson } from './canonical-json.js'
+import { EVENT_FIELDS, type HashableEvent } from './event.js'
+
+export type { HashableEvent }
 
 export const GENESIS = '0'.repeat(64)
 
-export interface HashableEvent {
-  event_id: string
-  workspace_id: string
-  contact_id: string
-  type: string
-  subscription_group_id: string | null
-  state: string | null
-  occurred_at: Date
-  recorded_at: Date
-  source: string
-  method: string | null
-  evidence: Record<string, unknown>
-  identity_type: string | null
-  identity_value: string | null
-  actor: string
-  request_id: string | null
-  idempotency_key: string | null
-  platform_stop: string | null
-}
-
-/** The object whose canonical JSON is hashed (version 1 of the form). */
+/** The object whose canonical JSON is hashed (version 1 of the form): v and every recorded field, times as ISO strings. */
 export function hashBody(e: HashableEvent): Record<string, unknown> {
-  return {
-    v: 1,
-    event_id: e.event_id,
-    workspace_id: e.workspace_id,
-    contact_id: e.contact_id,
-    type: e.type,
-    subscription_group_id: e.subscription_group_id,
-    state: e.state,
-    occurred_at: e.occurred_at.toISOString(),
-    recorded_at: e.recorded_at.toISOString(),
-    source: e.source,
-    method: e.method,
-    evidence: e.evidence,
-    identity_type: e.identity_type,
-    identity_value: e.identity_value,
-    actor: e.actor,
-    request_id: e.request_id,
-    idempotency_key: e.idempotency_key,
-    platform_stop: e.platform_stop,
+  const body: Record<string, unknown> = { v: 1 }
+  for (const f of EVENT_FIELDS) {
+    const value = e[f]
+    body[f] = value instanceof Date ? value.toISOString() : value
   }
+  return body
 }
 
 /**
  * `Date.prototype.toISOString`, remembered for the last two instants: the events of an append share
  * their recorded_at and mostly one occurred_at, and the ledger writes each of them twice per event
- * (hash, statement); toISOString cost ~1.2 us a call on the reference machine, a third of hashing
- * an event.
+ * (hash, statement), while toISOString is a large share of hashing an event.
  */
 const isoMemo = { t0: NaN, s0: '', t1: NaN, s1: '', next: 0 }
 export function isoString(d: Date): string {
@@ -81,8 +49,8 @@ const field = (key: string, v: string | null | undefined): string =>
 /**
  * canonicalJson(hashBody(e)), written directly: the keys of the version-1 body in their sorted
  * order, only `evidence` through the generic canonicalJson. Byte-identical to the generic form
- * (a property test compares both); about 3x cheaper, and the ledger hashes every event it appends
- * (12x with the plain-string path and the remembered ISO times: 7 -> 1.7 us an event, measured).
+ * (a property test compares both); written out because the ledger hashes every event it appends,
+ * and the generic walk is several times slower (docs/performance.md).
  */
 export function canonicalBody(e: HashableEvent): string {
   // Sorted keys: actor contact_id event_id evidence idempotency_key identity_type identity_value method

@@ -8,7 +8,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import pg from 'pg'
 import { freshDatabase } from '../helpers/db.js'
-import { tokenArray } from '../../src/ledger/ledger-service.js'
+import { tokenArray } from '../../src/ledger/token-array.js'
 
 t.test('tokenArray: PostgreSQL reads back exactly the elements, or the array is left to node-postgres', async (t) => {
   const { url } = await freshDatabase(t)
