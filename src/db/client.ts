@@ -52,8 +52,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
       application_name: opts.applicationName ?? 'consent-ledger',
       // Hot statements are prepared by name and shaped so that one plan fits every call (arrays of
       // keys probed by primary key, LATERAL ... LIMIT 1), but PostgreSQL's default `auto` mode still
-      // re-plans them per call (custom plans), which cost as much as running them: a one-object
-      // /users/track went from 2.9 to 2.1 ms of sequential latency with generic plans (measured).
+      // re-plans them per call (custom plans), which cost as much as running them
+      // (docs/performance.md).
       // A startup option of each connection (`options` in DATABASE_URL replaces it).
       options: '-c plan_cache_mode=force_generic_plan',
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,

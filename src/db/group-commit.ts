@@ -2,8 +2,9 @@
  * Group commit: items that arrive while `concurrency` batches of their key are running wait, and
  * the next batch takes all of them (up to `maxSize`; with concurrency > 1, its share: see pump).
  * At low load an item starts at once, alone; under steady load an idle lane lingers up to
- * `lingerMs` (1 ms) for as many items as it saw pending lately (see pump). Items that go together share one round trip, one statement start-up
- * and one COMMIT (one WAL flush). Every item is answered only after the batch holding it has
+ * `lingerMs` (1 ms) for as many items as it saw pending lately (see pump). Why it exists: items
+ * that go together share one round trip, one statement start-up and one COMMIT (one WAL flush),
+ * the fixed costs of a transaction (docs/performance.md). Every item is answered only after the batch holding it has
  * finished (committed).
  *
  * `run` answers each item of a batch on its own (value or error), so a batch can isolate a bad
@@ -105,17 +106,15 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
     while (lane.running < opts.concurrency && lane.waiting.length > 0) {
       // Linger: under steady load the callers answered by the last commit send their next
       // requests within about a millisecond, one after the other. An idle lane that starts with
-      // the first of them runs it alone and makes the rest wait for it (measured with 10 clients:
-      // batches of 1 and 9 alternating), so it waits up to `lingerMs` for as many items as were
+      // the first of them runs it alone and makes the rest wait for it (batches of 1 and 9
+      // alternating, with 10 clients), so it waits up to `lingerMs` for as many items as were
       // pending at once lately. At low load (one at a time) it starts at once; a wait that times
       // out lowers the expectation to what came.
       // Several batches at once (concurrency > 1) share that load: a batch waits for its share of
       // it, unless the items waiting already fill one (maxSize). Under steady load the batches then
       // alternate at equal sizes, one being written while the other commits, and node and
       // PostgreSQL work at once; a second batch started by the first item to arrive ran alone and
-      // left a string of small batches, each paying a transaction's fixed cost (one-object
-      // /users/track, 10 clients, bench/ab-check.mjs: 2,198 vs 1,717 req/s at concurrency 2,
-      // PostgreSQL CPU per request 277 vs 415 us; 2,511 vs 2,180 req/s against concurrency 1).
+      // left a string of small batches, each paying a transaction's fixed cost (docs/performance.md).
       const wait = lane.waiting.length < Math.ceil(lane.peak / opts.concurrency) && !full(lane)
       if (lane.running > 0 && wait) return
       if (!lingered && lane.running === 0 && linger > 0 && wait) {

@@ -4,7 +4,7 @@
  * arrive for it wait, and the next transaction takes all of them: ONE transaction, ONE ledger
  * append (one ledger_prepare, one write statement), ONE COMMIT for the lot. At low load a request
  * starts at once, alone. Under load the fixed cost of an append (round trips, starting statements,
- * the commit), which was most of a one-object /users/track (bench/, README), is shared.
+ * the commit), which is most of the cost of a small request (docs/performance.md), is shared.
  *
  * A request is answered only after the transaction holding it committed: nothing acknowledged is
  * lost. Isolation: if a shared transaction fails for any reason (a request's own write, a deadlock,
@@ -38,9 +38,9 @@ export interface CoalescerOptions {
   concurrency: number
   /**
    * Items per shared transaction at most. A larger unit goes to the larger units' queue
-   * (largeConcurrency). Grouping 75-object /users/track requests here measured 16.0-16.9k
-   * changes/s vs 19.6k alone: their identities, more than 128 together, locked whole buckets
-   * (contact-resolver.ts), so grouped transactions excluded each other.
+   * (largeConcurrency). Large requests grouped here would be slower than alone: their identities
+   * together lock whole buckets (contact-resolver.ts), so grouped transactions exclude each other
+   * (figures: docs/performance.md).
    */
   maxItems: number
   /**
@@ -113,11 +113,8 @@ export function createAppendCoalescer(sql: Sql, ledger: Ledger, opts: CoalescerO
 
   // Larger units: grouped by their identity-lock keys, never beyond the bound where the locks
   // turn from one per key into whole buckets (which would make every concurrent append of the
-  // workspace wait: 75-object requests grouped past the bound measured 130-145 req/s, 188-191 with
-  // the bound raised for the test). Sharing one append and one COMMIT, and fewer transactions in
-  // flight (ten at once contend for the same index pages), cut PostgreSQL's CPU per request: 5.4-7.1
-  // ms in pairs, 4.0-5.5 in groups of up to 1,000 items, 6.5-8.6 alone (bench/ab-check.mjs,
-  // AB_WORKLOAD=track75; throughput +3% and +15% in two A/B runs of the same build, queue on/off).
+  // workspace wait). Sharing one append and one COMMIT, and fewer transactions in flight (many at
+  // once contend for the same index pages), cut PostgreSQL's CPU per request (docs/performance.md).
   const large = createGroupCommit<Unit, unknown>({
     concurrency: opts.largeConcurrency ?? 0,
     maxSize: TWO_LEVEL_MAX_KEYS,

@@ -1,5 +1,6 @@
 /**
- * Resolves identity sets to contacts inside the append transaction, applying DESIGN §1:
+ * Resolves identity sets to contacts inside the append transaction, applying the identity rules
+ * (docs/architecture.md):
  * - an identity seen for the first time creates a contact;
  * - two identities shown together that sit on different contacts: a contact without an
  *   external_id is MERGED into the other; two different external_ids: the phone/bsuid MOVES to the
@@ -93,7 +94,7 @@ export function identityLockKeys(workspaceId: string, ids: Identity[]): string[]
  * - a set of at most TWO_LEVEL_MAX_KEYS (160) keys takes each key's bucket SHARED (distinct
  *   buckets, in order), then each key's own lock EXCLUSIVE (in order): two such sets wait for each
  *   other only when they share an identity (a 75-object /users/track locked ~75 of 256 buckets
- *   exclusively, so concurrent ones queued behind each other: 7k vs 12k group changes/s, measured);
+ *   exclusively, so concurrent ones queued behind each other);
  * - a larger set (imports, big batches) takes its buckets (256 in all) EXCLUSIVE, in order.
  * A big set excludes every small set sharing a bucket, and the reverse. Deadlock-free: every set
  * takes all its bucket locks before any key lock, each kind in one global order.

@@ -1,4 +1,4 @@
-/** Vocabulary of the ledger (DESIGN §1). */
+/** Vocabulary of the ledger (docs/architecture.md). */
 import type { IdentityType } from '../contacts/identity.js'
 
 export const STATES = ['subscribed', 'unsubscribed'] as const
@@ -31,7 +31,7 @@ export const METHODS = [
 ] as const
 export type Method = (typeof METHODS)[number]
 
-/** Sources where the person acted themselves: their opt-outs are sticky (DESIGN §1). */
+/** Sources where the person acted themselves: their opt-outs are sticky (append/stickiness.ts). */
 export const PERSON_INITIATED: ReadonlySet<string> = new Set([
   'inbound_keyword',
   'template_button',
@@ -70,7 +70,7 @@ export interface AppendItem {
   evidence?: Record<string, unknown>
   /** Exactly-once key within the workspace (WhatsApp message id, import row...). */
   dedupeKey?: string
-  /** Meta's platform marketing stop for a business number (DESIGN §1). */
+  /** Meta's platform marketing stop for a business number (docs/webhook.md). */
   platformStop?: { action: 'stop' | 'resume'; phoneNumberId: string }
   /**
    * Contact attributes to set when the item is APPLIED (not when duplicate or rejected), written by
