@@ -61,14 +61,18 @@ function answerHandshake(
   return reply.code(200).type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(challenge)
 }
 
-const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_request, body, done) => done(null, body))
+type App = Parameters<FastifyPluginAsyncTypebox>[0]
 
-  const secrets = parseSecrets(app.config.WHATSAPP_APP_SECRETS)
-  const verifyToken = app.config.WHATSAPP_VERIFY_TOKEN
-  const tags = ['whatsapp webhook']
+const tags = ['whatsapp webhook']
+const HANDSHAKE_OK = { description: 'hub.challenge, as text/plain', content: { 'text/plain': { schema: { type: 'string' } } } }
+const SIGNATURE_HEADER = {
+  type: 'object',
+  properties: { 'x-hub-signature-256': { type: 'string', description: 'sha256=<hex>' } },
+} as const
+const TenantParams = Type.Object({ workspace_id: Type.String({ maxLength: 64, description: "The workspace id (see webhook_path in GET /settings/whatsapp)" }) })
 
+/** GET /webhooks/whatsapp: the handshake of the operator's Meta app. */
+function operatorHandshake(app: App, verifyToken: string | undefined): void {
   app.get(
     '/webhooks/whatsapp',
     {
@@ -78,12 +82,15 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
         description: 'Answers `hub.challenge` as text/plain when `hub.mode=subscribe` and `hub.verify_token` matches WHATSAPP_VERIFY_TOKEN; otherwise 403.',
         security: [],
         querystring: HandshakeQuery,
-        response: { 200: { description: 'hub.challenge, as text/plain', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
+        response: { 200: HANDSHAKE_OK, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
       },
     },
     async (request, reply) => answerHandshake(reply, request.query, verifyToken, 'the configured token'),
   )
+}
 
+/** POST /webhooks/whatsapp: payloads signed with one of the operator's app secrets. */
+function operatorReceive(app: App, secrets: string[]): void {
   app.post(
     '/webhooks/whatsapp',
     {
@@ -96,10 +103,7 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
           'The raw payload is committed to the inbox before the 200 and processed in the same request; ' +
           'every authentic payload answers 200, whatever its processing did. Bodies up to 3 MiB.',
         security: [],
-        headers: {
-          type: 'object',
-          properties: { 'x-hub-signature-256': { type: 'string', description: 'sha256=<hex>' } },
-        },
+        headers: SIGNATURE_HEADER,
         response: {
           200: WebhookAckSchema,
           401: problem('Missing or wrong signature; nothing stored'),
@@ -122,9 +126,10 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
       return reply.code(200).send({ received: true as const, inbox_id: id, status })
     },
   )
+}
 
-  const TenantParams = Type.Object({ workspace_id: Type.String({ maxLength: 64, description: "The workspace id (see webhook_path in GET /settings/whatsapp)" }) })
-
+/** GET /webhooks/whatsapp/{workspace_id}: the handshake of a workspace's own Meta app. */
+function workspaceHandshake(app: App): void {
   app.get(
     '/webhooks/whatsapp/:workspace_id',
     {
@@ -135,7 +140,7 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
         security: [],
         params: TenantParams,
         querystring: HandshakeQuery,
-        response: { 200: { description: 'hub.challenge, as text/plain', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
+        response: { 200: HANDSHAKE_OK, 403: problem('Verification failed'), 429: problem('Rate limited (per IP)') },
       },
     },
     async (request, reply) => {
@@ -144,7 +149,19 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
       return answerHandshake(reply, request.query, own?.verifyToken, "the workspace's verify token")
     },
   )
+}
 
+/** The numbers a payload names; none when it is not JSON. */
+function numbersOf(raw: Buffer): string[] {
+  try {
+    return phoneNumberIdsOf(JSON.parse(raw.toString('utf8')))
+  } catch {
+    return []
+  }
+}
+
+/** POST /webhooks/whatsapp/{workspace_id}: payloads signed with one of a workspace's own app secrets. */
+function workspaceReceive(app: App): void {
   app.post(
     '/webhooks/whatsapp/:workspace_id',
     {
@@ -157,10 +174,7 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
           '(`POST /whatsapp/numbers`), and verifies them. Otherwise as `POST /webhooks/whatsapp`.',
         security: [],
         params: TenantParams,
-        headers: {
-          type: 'object',
-          properties: { 'x-hub-signature-256': { type: 'string', description: 'sha256=<hex>' } },
-        },
+        headers: SIGNATURE_HEADER,
         response: {
           200: WebhookAckSchema,
           401: problem('Missing or wrong signature, or no such workspace URL; nothing stored'),
@@ -181,16 +195,19 @@ const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
       const { id: inboxId, status } = await app.whatsapp.processor.receive(raw, { requestId: request.id, log: request.log, workspaceId: id })
       // The workspace's claims of the numbers its own app sent are verified (informational: a claim
       // receives its own app's payloads either way).
-      let numbers: string[] = []
-      try {
-        numbers = phoneNumberIdsOf(JSON.parse(raw.toString('utf8')))
-      } catch {
-        numbers = []
-      }
-      await app.whatsapp.numbers.verifyClaims(id, numbers).catch((err) => request.log.warn({ err }, 'verifying the claims of a signed payload failed'))
+      await app.whatsapp.numbers.verifyClaims(id, numbersOf(raw)).catch((err) => request.log.warn({ err }, 'verifying the claims of a signed payload failed'))
       return reply.code(200).send({ received: true as const, inbox_id: inboxId, status })
     },
   )
+}
+
+const whatsappWebhook: FastifyPluginAsyncTypebox = async (app) => {
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_request, body, done) => done(null, body))
+  operatorHandshake(app, app.config.WHATSAPP_VERIFY_TOKEN)
+  operatorReceive(app, parseSecrets(app.config.WHATSAPP_APP_SECRETS))
+  workspaceHandshake(app)
+  workspaceReceive(app)
 }
 
 export default whatsappWebhook
