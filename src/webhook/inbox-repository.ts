@@ -1,6 +1,6 @@
 /**
  * The webhook inbox (`webhook_inbox`): every authentic payload, committed raw before
- * Meta gets its 200. Every statement on the table lives here.
+ * Meta gets its 200. Every statement on the table lives here (the INSERTs in inbox-insert.ts).
  *
  * Status of a row:
  *   pending    committed, not processed yet (a crash between commit and processing leaves this;
@@ -25,7 +25,8 @@
  * their business.
  */
 import type { Sql } from '../db/sql.js'
-import { createGroupCommit, type Settled } from '../db/group-commit.js'
+import { createGroupCommit } from '../db/group-commit.js'
+import { insertMany, type NewRow, type Stored } from './inbox-insert.js'
 
 export const INBOX_STATUSES = ['pending', 'processed', 'unmapped', 'deferred', 'failed'] as const
 export type InboxStatus = (typeof INBOX_STATUSES)[number]
@@ -82,21 +83,162 @@ const VISIBLE = `(
 /** The status as the viewer sees it (see the header). */
 const EFFECTIVE_STATUS = `CASE WHEN i.status = 'unmapped' AND NOT $2::bool AND i.workspace_id IS NULL THEN 'processed' ELSE i.status END`
 
-interface NewRow {
-  raw: string
-  sha256: string
-  phoneNumberIds: string[]
-  status: InboxStatus
-  lastError: string | null
-  /** The workspace whose own webhook URL received it; null: the operator's URL. */
-  workspaceId: string | null
+/**
+ * Locks one row for processing (inside `tx`; with skipLocked, null when another worker holds
+ * it) and reads, in the same statement, what routing it needs: the workspaces of the numbers it
+ * names, with their keyword settings and active WhatsApp groups (one round trip).
+ */
+async function lockForProcessing(tx: Sql, id: string, skipLocked: boolean): Promise<(InboxRow & { routing: Routing }) | null> {
+  // A function call (migration 0010): the first statement of the processing transaction
+  // travels with its BEGIN (src/db/sql.ts).
+  const [row] = await tx.query<InboxRow & { routing: Routing }>(`SELECT * FROM webhook_lock_for_processing($1::bigint, $2::boolean)`, [id, skipLocked])
+  return row ?? null
 }
 
-/** An insert's answer: the row's id and status, and whether the body was already stored (a replay). */
-export interface Stored {
-  id: string
-  status: InboxStatus
-  duplicate: boolean
+/**
+ * Locks several `pending` rows at once (SKIP LOCKED: rows another worker holds, or that were
+ * processed meanwhile, are left out), with the same routing as lockForProcessing, in id order.
+ */
+async function lockPendingForProcessing(tx: Sql, ids: string[]): Promise<(InboxRow & { routing: Routing })[]> {
+  return tx.query<InboxRow & { routing: Routing }>(
+    `SELECT ${COLUMNS}, ${ROUTING} AS routing
+       FROM webhook_inbox i WHERE i.id = ANY($1::bigint[]) AND i.status = 'pending'
+      ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`,
+    [ids],
+  )
+}
+
+/**
+ * Records the outcomes of several rows (inside `tx`), and answers which of `optOutNumbers` have
+ * deferred rows (outside this batch) waiting for an opt-out: one statement for the batch.
+ */
+async function finishMany(
+  tx: Sql,
+  outcomes: { id: string; status: InboxStatus; lastError: string | null }[],
+  optOutNumbers: string[],
+): Promise<Set<string>> {
+  const [row] = await tx.query<{ waiting: string[] | null }>(
+    `WITH done AS (
+       UPDATE webhook_inbox w SET status = x.status, last_error = x.err, attempts = attempts + 1, processed_at = now(), updated_at = now()
+         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(id, status, err)
+        WHERE w.id = x.id RETURNING w.id)
+     SELECT ARRAY(SELECT DISTINCT n FROM unnest($4::text[]) AS n
+                   WHERE (SELECT count(*) FROM done) > 0 AND EXISTS (
+                     SELECT 1 FROM webhook_inbox d
+                      WHERE d.status = 'deferred' AND n = ANY(d.phone_number_ids) AND d.id <> ALL($1::bigint[])
+                        AND d.received_at > now() - make_interval(days => $5))) AS waiting`,
+    [outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => o.lastError), optOutNumbers, DEFER_DAYS],
+  )
+  return new Set(row?.waiting ?? [])
+}
+
+/**
+ * Records the outcome (inside `tx`). With `optOutNumbers`, also answers whether deferred rows
+ * naming one of them exist (in the same statement), so the common case costs no extra query.
+ */
+async function finish(tx: Sql, id: string, status: InboxStatus, lastError: string | null, optOutNumbers: string[] = []): Promise<{ deferredWaiting: boolean }> {
+  const [row] = await tx.query<{ deferred_waiting: boolean }>(
+    `WITH done AS (
+       UPDATE webhook_inbox SET status = $2, last_error = $3, attempts = attempts + 1, processed_at = now(), updated_at = now() WHERE id = $1 RETURNING id)
+     SELECT (SELECT count(*) FROM done) > 0 AND cardinality($4::text[]) > 0 AND EXISTS (
+              SELECT 1 FROM webhook_inbox d
+               WHERE d.status = 'deferred' AND d.phone_number_ids && $4::text[] AND d.id <> $1
+                 AND d.received_at > now() - make_interval(days => $5)) AS deferred_waiting`,
+    [id, status, lastError, optOutNumbers, DEFER_DAYS],
+  )
+  return { deferredWaiting: !!row?.deferred_waiting }
+}
+
+async function fail(sql: Sql, id: string, lastError: string): Promise<void> {
+  await sql.query(`UPDATE webhook_inbox SET status = 'failed', last_error = $2, attempts = attempts + 1, updated_at = now() WHERE id = $1`, [id, lastError])
+}
+
+/** Pending rows untouched for `staleMs` (0 at startup: whatever a crash left). */
+async function pendingIds(sql: Sql, staleMs: number, limit: number): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `SELECT id::text AS id FROM webhook_inbox WHERE status = 'pending' AND updated_at <= now() - make_interval(secs => $1::float8 / 1000)
+      ORDER BY id LIMIT $2`,
+    [staleMs, limit],
+  )
+  return rows.map((r) => r.id)
+}
+
+/** Unmapped rows naming `phoneNumberId` (null: rows whose numbers are all mapped by now). */
+async function unmappedIds(sql: Sql, phoneNumberId: string | null, limit: number): Promise<string[]> {
+  const rows =
+    phoneNumberId !== null
+      ? await sql.query<{ id: string }>(
+          `SELECT id::text AS id FROM webhook_inbox WHERE status = 'unmapped' AND $1 = ANY(phone_number_ids) ORDER BY id LIMIT $2`,
+          [phoneNumberId, limit],
+        )
+      : await sql.query<{ id: string }>(
+          `SELECT i.id::text AS id FROM webhook_inbox i
+            WHERE i.status = 'unmapped'
+              AND NOT EXISTS (SELECT 1 FROM unnest(i.phone_number_ids) AS n(id)
+                               WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id AND ${ROUTES_ROW}))
+            ORDER BY i.id LIMIT $1`,
+          [limit],
+        )
+  return rows.map((r) => r.id)
+}
+
+/** Deferred rows (younger than DEFER_DAYS) naming one of `numbers`. */
+async function deferredIds(sql: Sql, numbers: string[], exceptId: string, limit: number): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `SELECT id::text AS id FROM webhook_inbox
+      WHERE status = 'deferred' AND phone_number_ids && $1::text[] AND id <> $2::bigint
+        AND received_at > now() - make_interval(days => $3)
+      ORDER BY id LIMIT $4`,
+    [numbers, exceptId, DEFER_DAYS, limit],
+  )
+  return rows.map((r) => r.id)
+}
+
+/** Deferred rows older than DEFER_DAYS: nothing will come to restore any more. */
+async function expireDeferred(sql: Sql): Promise<number> {
+  const rows = await sql.query(
+    `UPDATE webhook_inbox SET status = 'processed', last_error = NULL, updated_at = now()
+      WHERE status = 'deferred' AND received_at <= now() - make_interval(days => $1) RETURNING id`,
+    [DEFER_DAYS],
+  )
+  return rows.length
+}
+
+async function getVisible(sql: Sql, viewer: Viewer, id: string): Promise<InboxRow | null> {
+  if (!/^\d{1,18}$/.test(id)) return null
+  const [row] = await sql.query<InboxRow>(
+    `SELECT ${COLUMNS.replace('i.status,', `${EFFECTIVE_STATUS} AS status,`)} FROM webhook_inbox i WHERE i.id = $3::bigint AND ${VISIBLE}`,
+    [viewer.workspaceId, viewer.isRoot, id],
+  )
+  return row ?? null
+}
+
+/** Newest first, keyset pagination on id. `statuses` filters on the status the viewer sees. */
+async function listVisible(sql: Sql, viewer: Viewer, opts: { statuses: InboxStatus[]; before?: string; limit: number }): Promise<InboxRow[]> {
+  return sql.query<InboxRow>(
+    `SELECT ${COLUMNS.replace('i.status,', `${EFFECTIVE_STATUS} AS status,`)} FROM webhook_inbox i
+      WHERE ${VISIBLE}
+        AND ${EFFECTIVE_STATUS} = ANY($3::text[])
+        AND ($4::bigint IS NULL OR i.id < $4::bigint)
+      ORDER BY i.id DESC LIMIT $5`,
+    [viewer.workspaceId, viewer.isRoot, opts.statuses, opts.before ?? null, opts.limit],
+  )
+}
+
+/**
+ * The numbers a viewer may see in a row: all of a row that came through its own URL; of an
+ * operator row, the numbers the operator mapped to it and (root) those mapped nowhere.
+ */
+async function visibleNumbers(sql: Sql, viewer: Viewer, numbers: string[], row: Pick<InboxRow, 'workspace_id'>): Promise<Set<string>> {
+  if (numbers.length === 0) return new Set()
+  if (row.workspace_id !== null) return new Set(row.workspace_id === viewer.workspaceId ? numbers : [])
+  const rows = await sql.query<{ id: string }>(
+    `SELECT n.id FROM unnest($3::text[]) AS n(id)
+       LEFT JOIN whatsapp_numbers w ON w.phone_number_id = n.id AND w.mapped_by = 'operator'
+      WHERE w.workspace_id = $1 OR (w.workspace_id IS NULL AND $2::bool)`,
+    [viewer.workspaceId, viewer.isRoot, numbers],
+  )
+  return new Set(rows.map((r) => r.id))
 }
 
 export interface InboxOptions {
@@ -106,95 +248,17 @@ export interface InboxOptions {
   groupMax?: number
 }
 
-/**
- * A replayed body (same bytes, same tenancy) is not stored again: the unique index
- * webhook_inbox_body_key (migration 0016) makes the INSERT do nothing, and the caller gets the row
- * stored first.
- */
-const insertOne = (sql: Sql, r: NewRow) =>
-  sql.query<{ id: string; status: InboxStatus }>(
-    `INSERT INTO webhook_inbox (raw_body, body_sha256, phone_number_ids, status, last_error, workspace_id) VALUES ($1, $2, $3::text[], $4, $5, $6)
-     ON CONFLICT DO NOTHING RETURNING id::text AS id, status`,
-    [r.raw, r.sha256, r.phoneNumberIds, r.status, r.lastError, r.workspaceId],
-  )
-
-/**
- * The rows already stored for replayed bodies. Read in a statement of its own, after the INSERT:
- * the INSERT's snapshot may predate the row it conflicted with (committed meanwhile by another
- * request, or earlier in the same grouped statement).
- */
-async function storedFirst(sql: Sql, rows: NewRow[]): Promise<Map<string, { id: string; status: InboxStatus }>> {
-  const found = await sql.query<{ id: string; status: InboxStatus; sha: string; ws: string | null }>(
-    `SELECT i.id::text AS id, i.status, i.body_sha256 AS sha, i.workspace_id::text AS ws FROM webhook_inbox i
-      WHERE i.body_sha256 = ANY($1::text[]) AND i.legacy_duplicate_of IS NULL`,
-    [rows.map((r) => r.sha256)],
-  )
-  return new Map(found.map((f) => [`${f.ws ?? ''}|${f.sha}`, { id: f.id, status: f.status }]))
-}
-
-const keyOf = (r: NewRow) => `${r.workspaceId ?? ''}|${r.sha256}`
-
-/** Fills in the replays of `rows` (null in `answers`) with the rows stored first. */
-async function resolveReplays(sql: Sql, rows: NewRow[], answers: ({ id: string; status: InboxStatus } | null)[]): Promise<Settled<Stored>[]> {
-  const replays = rows.filter((_, i) => answers[i] === null)
-  const first = replays.length > 0 ? await storedFirst(sql, replays) : new Map()
-  return answers.map((a, i): Settled<Stored> => {
-    if (a) return { ok: true, value: { ...a, duplicate: false } }
-    const f = first.get(keyOf(rows[i]!))
-    return f ? { ok: true, value: { ...f, duplicate: true } } : { ok: false, error: new Error('webhook inbox: a replayed body has no stored row') }
-  })
-}
-
-/**
- * Several payloads in ONE autocommit INSERT: one round trip and one commit (one WAL flush) for
- * payloads that arrived while the previous inserts were running. Ids are drawn in arrival order.
- * If the statement fails, each payload is inserted alone, so one cannot fail another.
- */
-async function insertMany(sql: Sql, rows: NewRow[]): Promise<Settled<Stored>[]> {
-  if (rows.length > 1) {
-    let answers: ({ id: string; status: InboxStatus } | null)[] | null = null
-    try {
-      const out = await sql.query<{ id: string | null; status: InboxStatus | null }>(
-        `WITH x AS (SELECT nextval('webhook_inbox_id_seq') AS id, u.*
-                      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[]) WITH ORDINALITY AS u(raw, sha, numbers, status, err, ws, ord)),
-              ins AS (INSERT INTO webhook_inbox (id, raw_body, body_sha256, phone_number_ids, status, last_error, workspace_id) OVERRIDING SYSTEM VALUE
-                      SELECT x.id, x.raw, x.sha, ARRAY(SELECT json_array_elements_text(x.numbers::json)), x.status, x.err, x.ws FROM x
-                      ON CONFLICT DO NOTHING RETURNING id, status)
-         SELECT ins.id::text AS id, ins.status FROM x LEFT JOIN ins ON ins.id = x.id ORDER BY x.ord`,
-        [
-          rows.map((r) => r.raw),
-          rows.map((r) => r.sha256),
-          rows.map((r) => JSON.stringify(r.phoneNumberIds)),
-          rows.map((r) => r.status),
-          rows.map((r) => r.lastError),
-          rows.map((r) => r.workspaceId),
-        ],
-        'inbox-insert-many',
-      )
-      answers = out.map((r) => (r.id === null ? null : { id: r.id, status: r.status! }))
-    } catch {
-      // each alone, below
-    }
-    if (answers) return resolveReplays(sql, rows, answers)
-  }
-  const out: Settled<Stored>[] = []
-  for (const r of rows) {
-    try {
-      const [row] = await insertOne(sql, r)
-      out.push(...(await resolveReplays(sql, [r], [row ?? null])))
-    } catch (error) {
-      out.push({ ok: false, error })
-    }
-  }
-  return out
-}
-
 export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
   const inserts = createGroupCommit<NewRow, Stored>({
     concurrency: opts.groupConcurrency ?? 0,
     maxSize: opts.groupMax ?? 100,
     run: (rows) => insertMany(sql, rows),
   })
+  /** A statement below, on the repository's own connection pool. */
+  const on =
+    <A extends unknown[], R>(statement: (sql: Sql, ...args: A) => R) =>
+    (...args: A) =>
+      statement(sql, ...args)
   return {
     /**
      * Commits the raw payload (autocommit; grouped with payloads arriving meanwhile, see
@@ -220,164 +284,20 @@ export function createInboxRepository(sql: Sql, opts: InboxOptions = {}) {
       return inserts.batches
     },
 
-    /**
-     * Locks one row for processing (inside `tx`; with skipLocked, null when another worker holds
-     * it) and reads, in the same statement, what routing it needs: the workspaces of the numbers it
-     * names, with their keyword settings and active WhatsApp groups (one round trip, not four).
-     */
-    async lockForProcessing(tx: Sql, id: string, skipLocked: boolean): Promise<(InboxRow & { routing: Routing }) | null> {
-      // A function call (migration 0010): the first statement of the processing transaction
-      // travels with its BEGIN (src/db/sql.ts).
-      const [row] = await tx.query<InboxRow & { routing: Routing }>(`SELECT * FROM webhook_lock_for_processing($1::bigint, $2::boolean)`, [id, skipLocked])
-      return row ?? null
-    },
-
-    /**
-     * Locks several `pending` rows at once (SKIP LOCKED: rows another worker holds, or that were
-     * processed meanwhile, are left out), with the same routing as lockForProcessing, in id order.
-     */
-    async lockPendingForProcessing(tx: Sql, ids: string[]): Promise<(InboxRow & { routing: Routing })[]> {
-      return tx.query<InboxRow & { routing: Routing }>(
-        `SELECT ${COLUMNS}, ${ROUTING} AS routing
-           FROM webhook_inbox i WHERE i.id = ANY($1::bigint[]) AND i.status = 'pending'
-          ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`,
-        [ids],
-      )
-    },
-
-    /**
-     * Records the outcomes of several rows (inside `tx`), and answers which of `optOutNumbers` have
-     * deferred rows (outside this batch) waiting for an opt-out: one statement for the batch.
-     */
-    async finishMany(
-      tx: Sql,
-      outcomes: { id: string; status: InboxStatus; lastError: string | null }[],
-      optOutNumbers: string[],
-    ): Promise<Set<string>> {
-      const [row] = await tx.query<{ waiting: string[] | null }>(
-        `WITH done AS (
-           UPDATE webhook_inbox w SET status = x.status, last_error = x.err, attempts = attempts + 1, processed_at = now(), updated_at = now()
-             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(id, status, err)
-            WHERE w.id = x.id RETURNING w.id)
-         SELECT ARRAY(SELECT DISTINCT n FROM unnest($4::text[]) AS n
-                       WHERE (SELECT count(*) FROM done) > 0 AND EXISTS (
-                         SELECT 1 FROM webhook_inbox d
-                          WHERE d.status = 'deferred' AND n = ANY(d.phone_number_ids) AND d.id <> ALL($1::bigint[])
-                            AND d.received_at > now() - make_interval(days => $5))) AS waiting`,
-        [outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => o.lastError), optOutNumbers, DEFER_DAYS],
-      )
-      return new Set(row?.waiting ?? [])
-    },
-
-    /**
-     * Records the outcome (inside `tx`). With `optOutNumbers`, also answers whether deferred rows
-     * naming one of them exist (in the same statement), so the common case costs no extra query.
-     */
-    async finish(tx: Sql, id: string, status: InboxStatus, lastError: string | null, optOutNumbers: string[] = []): Promise<{ deferredWaiting: boolean }> {
-      const [row] = await tx.query<{ deferred_waiting: boolean }>(
-        `WITH done AS (
-           UPDATE webhook_inbox SET status = $2, last_error = $3, attempts = attempts + 1, processed_at = now(), updated_at = now() WHERE id = $1 RETURNING id)
-         SELECT (SELECT count(*) FROM done) > 0 AND cardinality($4::text[]) > 0 AND EXISTS (
-                  SELECT 1 FROM webhook_inbox d
-                   WHERE d.status = 'deferred' AND d.phone_number_ids && $4::text[] AND d.id <> $1
-                     AND d.received_at > now() - make_interval(days => $5)) AS deferred_waiting`,
-        [id, status, lastError, optOutNumbers, DEFER_DAYS],
-      )
-      return { deferredWaiting: !!row?.deferred_waiting }
-    },
-
-    async fail(id: string, lastError: string): Promise<void> {
-      await sql.query(`UPDATE webhook_inbox SET status = 'failed', last_error = $2, attempts = attempts + 1, updated_at = now() WHERE id = $1`, [id, lastError])
-    },
-
-    /** Pending rows untouched for `staleMs` (0 at startup: whatever a crash left). */
-    async pendingIds(staleMs: number, limit: number): Promise<string[]> {
-      const rows = await sql.query<{ id: string }>(
-        `SELECT id::text AS id FROM webhook_inbox WHERE status = 'pending' AND updated_at <= now() - make_interval(secs => $1::float8 / 1000)
-          ORDER BY id LIMIT $2`,
-        [staleMs, limit],
-      )
-      return rows.map((r) => r.id)
-    },
-
-    /** Unmapped rows naming `phoneNumberId` (null: rows whose numbers are all mapped by now). */
-    async unmappedIds(phoneNumberId: string | null, limit: number): Promise<string[]> {
-      const rows =
-        phoneNumberId !== null
-          ? await sql.query<{ id: string }>(
-              `SELECT id::text AS id FROM webhook_inbox WHERE status = 'unmapped' AND $1 = ANY(phone_number_ids) ORDER BY id LIMIT $2`,
-              [phoneNumberId, limit],
-            )
-          : await sql.query<{ id: string }>(
-              `SELECT i.id::text AS id FROM webhook_inbox i
-                WHERE i.status = 'unmapped'
-                  AND NOT EXISTS (SELECT 1 FROM unnest(i.phone_number_ids) AS n(id)
-                                   WHERE NOT EXISTS (SELECT 1 FROM whatsapp_numbers w WHERE w.phone_number_id = n.id AND ${ROUTES_ROW}))
-                ORDER BY i.id LIMIT $1`,
-              [limit],
-            )
-      return rows.map((r) => r.id)
-    },
-
-    /** Deferred rows (younger than DEFER_DAYS) naming one of `numbers`. */
-    async deferredIds(numbers: string[], exceptId: string, limit: number): Promise<string[]> {
-      const rows = await sql.query<{ id: string }>(
-        `SELECT id::text AS id FROM webhook_inbox
-          WHERE status = 'deferred' AND phone_number_ids && $1::text[] AND id <> $2::bigint
-            AND received_at > now() - make_interval(days => $3)
-          ORDER BY id LIMIT $4`,
-        [numbers, exceptId, DEFER_DAYS, limit],
-      )
-      return rows.map((r) => r.id)
-    },
-
-    /** Deferred rows older than DEFER_DAYS: nothing will come to restore any more. */
-    async expireDeferred(): Promise<number> {
-      const rows = await sql.query(
-        `UPDATE webhook_inbox SET status = 'processed', last_error = NULL, updated_at = now()
-          WHERE status = 'deferred' AND received_at <= now() - make_interval(days => $1) RETURNING id`,
-        [DEFER_DAYS],
-      )
-      return rows.length
-    },
-
-    async getVisible(viewer: Viewer, id: string): Promise<InboxRow | null> {
-      if (!/^\d{1,18}$/.test(id)) return null
-      const [row] = await sql.query<InboxRow>(
-        `SELECT ${COLUMNS.replace('i.status,', `${EFFECTIVE_STATUS} AS status,`)} FROM webhook_inbox i WHERE i.id = $3::bigint AND ${VISIBLE}`,
-        [viewer.workspaceId, viewer.isRoot, id],
-      )
-      return row ?? null
-    },
-
-    /** Newest first, keyset pagination on id. `statuses` filters on the status the viewer sees. */
-    async listVisible(viewer: Viewer, opts: { statuses: InboxStatus[]; before?: string; limit: number }): Promise<InboxRow[]> {
-      return sql.query<InboxRow>(
-        `SELECT ${COLUMNS.replace('i.status,', `${EFFECTIVE_STATUS} AS status,`)} FROM webhook_inbox i
-          WHERE ${VISIBLE}
-            AND ${EFFECTIVE_STATUS} = ANY($3::text[])
-            AND ($4::bigint IS NULL OR i.id < $4::bigint)
-          ORDER BY i.id DESC LIMIT $5`,
-        [viewer.workspaceId, viewer.isRoot, opts.statuses, opts.before ?? null, opts.limit],
-      )
-    },
-
-    /**
-     * The numbers a viewer may see in a row: all of a row that came through its own URL; of an
-     * operator row, the numbers the operator mapped to it and (root) those mapped nowhere.
-     */
-    async visibleNumbers(viewer: Viewer, numbers: string[], row: Pick<InboxRow, 'workspace_id'>): Promise<Set<string>> {
-      if (numbers.length === 0) return new Set()
-      if (row.workspace_id !== null) return new Set(row.workspace_id === viewer.workspaceId ? numbers : [])
-      const rows = await sql.query<{ id: string }>(
-        `SELECT n.id FROM unnest($3::text[]) AS n(id)
-           LEFT JOIN whatsapp_numbers w ON w.phone_number_id = n.id AND w.mapped_by = 'operator'
-          WHERE w.workspace_id = $1 OR (w.workspace_id IS NULL AND $2::bool)`,
-        [viewer.workspaceId, viewer.isRoot, numbers],
-      )
-      return new Set(rows.map((r) => r.id))
-    },
+    lockForProcessing,
+    lockPendingForProcessing,
+    finishMany,
+    finish,
+    fail: on(fail),
+    pendingIds: on(pendingIds),
+    unmappedIds: on(unmappedIds),
+    deferredIds: on(deferredIds),
+    expireDeferred: on(expireDeferred),
+    getVisible: on(getVisible),
+    listVisible: on(listVisible),
+    visibleNumbers: on(visibleNumbers),
   }
 }
 
+export type { Stored } from './inbox-insert.js'
 export type InboxRepository = ReturnType<typeof createInboxRepository>
