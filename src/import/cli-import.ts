@@ -55,7 +55,19 @@ function progress(stream: NodeJS.WriteStream) {
   }
 }
 
-export async function runImportCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+interface ImportArgs {
+  file: string
+  size: number
+  key: string
+  base: URL
+  query: URLSearchParams
+  idempotencyKey?: string
+  errors?: string
+  noWait: boolean
+}
+
+/** The command line, or the exit code of a bad one (64 usage, 66 unreadable file). */
+function parseImportArgs(args: string[], env: NodeJS.ProcessEnv): ImportArgs | number {
   let values: Record<string, string | boolean | undefined>
   let positionals: string[]
   try {
@@ -90,7 +102,6 @@ export async function runImportCommand(args: string[], env: NodeJS.ProcessEnv = 
     process.stderr.write(`cannot read ${file}: ${(err as Error).message}\n`)
     return 66
   }
-  const base = new URL(values.url as string)
   const query = new URLSearchParams()
   for (const [opt, param] of [
     ['subscription-group-id', 'subscription_group_id'],
@@ -100,62 +111,63 @@ export async function runImportCommand(args: string[], env: NodeJS.ProcessEnv = 
     const v = values[opt]
     if (typeof v === 'string') query.set(param, v)
   }
-  const auth = { authorization: `Bearer ${key}` }
-  const bar = progress(process.stderr)
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined)
+  return {
+    file,
+    size,
+    key,
+    base: new URL(values.url as string),
+    query,
+    idempotencyKey: str(values['idempotency-key']),
+    errors: str(values.errors),
+    noWait: values['no-wait'] === true,
+  }
+}
 
-  // 1. Upload, streamed from disk; the bar follows the bytes handed to the socket.
-  const target = new URL(`/imports${query.size ? `?${query}` : ''}`, base)
-  const headers: Record<string, string> = { ...auth, 'content-type': 'text/csv', 'content-length': String(size) }
-  if (typeof values['idempotency-key'] === 'string') headers['idempotency-key'] = values['idempotency-key']
-  const started = Date.now()
+/** POST /imports, streamed from disk; the bar follows the bytes handed to the socket. */
+function upload(a: ImportArgs, bar: ReturnType<typeof progress>): Promise<{ status: number; body: string }> {
+  const target = new URL(`/imports${a.query.size ? `?${a.query}` : ''}`, a.base)
+  const headers: Record<string, string> = { authorization: `Bearer ${a.key}`, 'content-type': 'text/csv', 'content-length': String(a.size) }
+  if (a.idempotencyKey !== undefined) headers['idempotency-key'] = a.idempotencyKey
   let sent = 0
   const counter = new Transform({
     transform(chunk: Buffer, _e, cb) {
       sent += chunk.length
-      bar.show(size === 0 ? 1 : sent / size, `${mib(sent)} / ${mib(size)} uploaded`)
+      bar.show(a.size === 0 ? 1 : sent / a.size, `${mib(sent)} / ${mib(a.size)} uploaded`)
       cb(null, chunk)
     },
   })
-  let answer: { status: number; body: string }
-  try {
-    answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = (target.protocol === 'https:' ? requestTls : request)(target, { method: 'POST', headers }, (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => (body += d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-        res.on('error', reject)
-      })
-      req.on('error', reject)
-      // The service may answer (409, 4xx) before the whole file is sent: that answer counts.
-      pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), counter, req).catch(() => {})
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = (target.protocol === 'https:' ? requestTls : request)(target, { method: 'POST', headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.on('error', reject)
     })
-  } catch (err) {
-    bar.done()
-    process.stderr.write(`upload failed: ${(err as Error).message}\n`)
-    return 1
-  }
-  bar.done()
-  if (answer.status !== 202) {
-    process.stderr.write(`the service refused the file (${answer.status}): ${answer.body}\n`)
-    return 1
-  }
-  const accepted = JSON.parse(answer.body) as { id: string; status: string; rows_total: number }
-  process.stderr.write(
-    `stored as import ${accepted.id}: ${fmt(accepted.rows_total)} rows, ${mib(size)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
-  )
+    req.on('error', reject)
+    // The service may answer (409, 4xx) before the whole file is sent: that answer counts.
+    pipeline(createReadStream(a.file, { highWaterMark: 1 << 20 }), counter, req).catch(() => {})
+  })
+}
 
-  // 2. Processing, polled.
-  const get = async (path: string) => {
-    const r = await fetch(new URL(path, base), { headers: auth })
+/** GET on the service with the command's key; a non-2xx answer throws. */
+function getter(a: ImportArgs) {
+  return async (path: string) => {
+    const r = await fetch(new URL(path, a.base), { headers: { authorization: `Bearer ${a.key}` } })
     if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`)
     return r
   }
-  let report = (await (await get(`/imports/${accepted.id}`)).json()) as Report
-  while (!values['no-wait'] && report.status !== 'completed' && report.status !== 'failed') {
+}
+
+/** Polls the import until it completes or fails (once only with --no-wait), showing rows processed. */
+async function follow(a: ImportArgs, id: string, bar: ReturnType<typeof progress>): Promise<Report> {
+  const get = getter(a)
+  let report = (await (await get(`/imports/${id}`)).json()) as Report
+  while (!a.noWait && report.status !== 'completed' && report.status !== 'failed') {
     await new Promise((r) => setTimeout(r, 500))
     try {
-      report = (await (await get(`/imports/${accepted.id}`)).json()) as Report
+      report = (await (await get(`/imports/${id}`)).json()) as Report
     } catch (err) {
       // A restart of the service: the import resumes there; keep polling.
       process.stderr.write(`\n${(err as Error).message}; retrying\n`)
@@ -168,17 +180,46 @@ export async function runImportCommand(args: string[], env: NodeJS.ProcessEnv = 
     )
   }
   bar.done()
+  return report
+}
 
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+/** Refused rows: written to --errors FILE, or the URL to fetch them from. */
+async function reportRefused(a: ImportArgs, id: string, report: Report): Promise<void> {
   const refused = report.rows_rejected + report.rows_duplicate
-  if (refused > 0) {
-    if (typeof values.errors === 'string') {
-      const r = await get(`/imports/${accepted.id}/errors`)
-      await pipeline(Readable.fromWeb(r.body as import('node:stream/web').ReadableStream), createWriteStream(values.errors))
-      process.stderr.write(`${fmt(refused)} refused rows written to ${values.errors}\n`)
-    } else {
-      process.stderr.write(`${fmt(refused)} rows refused: GET ${new URL(`/imports/${accepted.id}/errors`, base)} (or --errors FILE)\n`)
-    }
+  if (refused === 0) return
+  if (a.errors !== undefined) {
+    const r = await getter(a)(`/imports/${id}/errors`)
+    await pipeline(Readable.fromWeb(r.body as import('node:stream/web').ReadableStream), createWriteStream(a.errors))
+    process.stderr.write(`${fmt(refused)} refused rows written to ${a.errors}\n`)
+  } else {
+    process.stderr.write(`${fmt(refused)} rows refused: GET ${new URL(`/imports/${id}/errors`, a.base)} (or --errors FILE)\n`)
   }
+}
+
+export async function runImportCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const a = parseImportArgs(args, env)
+  if (typeof a === 'number') return a
+  const bar = progress(process.stderr)
+  const started = Date.now()
+  let answer: { status: number; body: string }
+  try {
+    answer = await upload(a, bar)
+  } catch (err) {
+    bar.done()
+    process.stderr.write(`upload failed: ${(err as Error).message}\n`)
+    return 1
+  }
+  bar.done()
+  if (answer.status !== 202) {
+    process.stderr.write(`the service refused the file (${answer.status}): ${answer.body}\n`)
+    return 1
+  }
+  const accepted = JSON.parse(answer.body) as { id: string; status: string; rows_total: number }
+  process.stderr.write(
+    `stored as import ${accepted.id}: ${fmt(accepted.rows_total)} rows, ${mib(a.size)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+  )
+  const report = await follow(a, accepted.id, bar)
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+  await reportRefused(a, accepted.id, report)
   return report.status === 'failed' ? 1 : 0
 }

@@ -25,10 +25,8 @@ export interface ImportWorkerOptions {
 
 /**
  * Rows per batch. Larger batches amortise the per-transaction cost, but the ledger's working set
- * grows with the batch. Peak RSS of the service over a whole 1,000,000-row import
- * (bench/import.mjs, target: <= 300 MB): ~320 MB at 5,000 rows; at 2,500, 292-297 MB in the
- * morning runs of 2026-12-01 and 306-330 MB in the afternoon's (same code); at 1,500, 299 MB; at
- * 1,000, 274 MB, for 3% less throughput (11.8k vs 12.0-12.5k rows/s).
+ * grows with the batch: 1,000 keeps the service's peak memory over a 1,000,000-row import
+ * (bench/import.mjs) under its 300 MB target for a few percent of throughput (docs/performance.md).
  */
 export const DEFAULT_BATCH_SIZE = 1000
 
@@ -41,124 +39,165 @@ function isTransient(err: unknown): boolean {
   return typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)
 }
 
-export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: FastifyBaseLogger }, opts: ImportWorkerOptions = {}) {
-  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE
-  const pollMs = opts.pollMs ?? 1000
-  const pdeps: ProcessorDeps = deps
-  /** Batch size per import after failures (absent: the default). */
-  const sizes = new Map<string, number>()
-  let running = false
-  let loop: Promise<void> | null = null
-  const pipeline = createReadAhead(deps.sql, deps.ledger)
+/**
+ * The loop's idle sleep: `wake()` ends it early, or, when nothing sleeps, makes the next sleep
+ * return at once (`pending` until then); a stopped loop never sleeps.
+ */
+function createSleeper(isRunning: () => boolean) {
   let wakeUp: (() => void) | null = null
   let wakePending = false
+  return {
+    sleep: (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (wakePending || !isRunning()) {
+          wakePending = false
+          return resolve()
+        }
+        const timer = setTimeout(done, ms)
+        function done() {
+          clearTimeout(timer)
+          wakeUp = null
+          resolve()
+        }
+        wakeUp = done
+      }),
+    wake() {
+      if (wakeUp) wakeUp()
+      else wakePending = true
+    },
+    /** Ends a sleep in progress without leaving a wake pending (stop). */
+    interrupt: () => wakeUp?.(),
+    get pending() {
+      return wakePending
+    },
+  }
+}
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (wakePending || !running) {
-        wakePending = false
-        return resolve()
-      }
-      const timer = setTimeout(done, ms)
-      function done() {
-        clearTimeout(timer)
-        wakeUp = null
-        resolve()
-      }
-      wakeUp = done
-    })
+type Sleeper = ReturnType<typeof createSleeper>
 
-  async function onFailure(err: unknown): Promise<void> {
-    if (!(err instanceof BatchError)) {
-      // An outage is expected to pass (the loop retries): warn, without the stack.
-      if (isConnectionError(err)) deps.log.warn({ err: { message: (err as Error).message } }, 'import worker: database unavailable; retrying')
-      else deps.log.error({ err }, 'import worker: cannot reach the queue')
-      await sleep(2000)
-      return
-    }
-    const { imp, cause } = err
-    let attempts = 0
+/**
+ * Batch size per import: halved after a failure to isolate the row at fault, doubled back after
+ * each success (absent: the default).
+ */
+function createBatchSizes(batchSize: number) {
+  const sizes = new Map<string, number>()
+  return {
+    of: (id: string) => sizes.get(id) ?? batchSize,
+    /** Halves the import's batch; false when it is already one row. */
+    shrink(id: string): boolean {
+      const size = sizes.get(id) ?? batchSize
+      if (size <= 1) return false
+      sizes.set(id, Math.ceil(size / 2))
+      return true
+    },
+    grow(id: string, done: boolean) {
+      const size = sizes.get(id)
+      if (size === undefined) return
+      if (done || size * 2 >= batchSize) sizes.delete(id)
+      else sizes.set(id, size * 2)
+    },
+    forget: (id: string) => sizes.delete(id),
+  }
+}
+
+interface WorkerContext {
+  deps: { sql: Sql; ledger: Ledger; log: FastifyBaseLogger }
+  pdeps: ProcessorDeps
+  sizes: ReturnType<typeof createBatchSizes>
+  sleeper: Sleeper
+  isRunning: () => boolean
+}
+
+/** A failed batch: retried when transient, else its batch shrinks down to the one row that is then refused. */
+async function onFailure(w: WorkerContext, err: unknown): Promise<void> {
+  const { deps, sizes, sleeper } = w
+  if (!(err instanceof BatchError)) {
+    // An outage is expected to pass (the loop retries): warn, without the stack.
+    if (isConnectionError(err)) deps.log.warn({ err: { message: (err as Error).message } }, 'import worker: database unavailable; retrying')
+    else deps.log.error({ err }, 'import worker: cannot reach the queue')
+    await sleeper.sleep(2000)
+    return
+  }
+  const { imp, cause } = err
+  let attempts = 0
+  try {
+    attempts = await recordAttemptFailure(deps.sql, imp, err.message)
+  } catch {
+    // The database itself is unreachable: wait and retry.
+    await sleeper.sleep(2000)
+    return
+  }
+  const transient = isTransient(cause) && attempts <= 5
+  deps.log.warn({ err: cause, importId: imp.id, attempts, transient }, 'import batch failed')
+  if (!transient && !sizes.shrink(imp.id)) {
     try {
-      attempts = await recordAttemptFailure(deps.sql, imp, err.message)
-    } catch {
-      // The database itself is unreachable: wait and retry.
-      await sleep(2000)
-      return
+      await skipPoisonRow(w.pdeps, imp, err.message)
+      sizes.forget(imp.id)
+    } catch (e) {
+      deps.log.error({ err: e, importId: imp.id }, 'import failed: a row can be neither processed nor refused')
+      await markFailed(deps.sql, imp, `staged row ${imp.last_seq + 1} could not be processed: ${err.message}`).catch(() => {})
     }
-    const transient = isTransient(cause) && attempts <= 5
-    deps.log.warn({ err: cause, importId: imp.id, attempts, transient }, 'import batch failed')
-    if (!transient) {
-      const size = sizes.get(imp.id) ?? batchSize
-      if (size > 1) sizes.set(imp.id, Math.ceil(size / 2))
-      else {
-        try {
-          await skipPoisonRow(pdeps, imp, err.message)
-          sizes.delete(imp.id)
-        } catch (e) {
-          deps.log.error({ err: e, importId: imp.id }, 'import failed: a row can be neither processed nor refused')
-          await markFailed(deps.sql, imp, `staged row ${imp.last_seq + 1} could not be processed: ${err.message}`).catch(() => {})
-        }
-      }
-    }
-    await sleep(Math.min(5000, 50 * 2 ** Math.min(attempts, 10)))
   }
+  await sleeper.sleep(Math.min(5000, 50 * 2 ** Math.min(attempts, 10)))
+}
 
-  async function purgeFinished(): Promise<void> {
-    const list = await finishedWithStaging(deps.sql, 5)
-    for (const f of list) {
-      // A new upload (wake) or a shutdown interrupts the purge; it resumes when idle again.
-      while (running && !wakePending && (await purgeStagingChunk(deps.sql, f.workspace_id, f.id, 20_000)));
-      if (!running || wakePending) return
-    }
+async function purgeFinished(w: WorkerContext): Promise<void> {
+  const list = await finishedWithStaging(w.deps.sql, 5)
+  for (const f of list) {
+    // A new upload (wake) or a shutdown interrupts the purge; it resumes when idle again.
+    while (w.isRunning() && !w.sleeper.pending && (await purgeStagingChunk(w.deps.sql, f.workspace_id, f.id, 20_000)));
+    if (!w.isRunning() || w.sleeper.pending) return
   }
+}
 
-  async function run(): Promise<void> {
-    while (running) {
-      try {
-        const out = await processNextBatch(pdeps, (id) => sizes.get(id) ?? batchSize, [], pipeline)
-        if (out) {
-          deps.log.debug({ importId: out.imp.id, rows: out.processed, ahead: out.ahead, ms: out.ms }, 'import batch')
-          const size = sizes.get(out.imp.id)
-          // After a success, a shrunk batch grows back.
-          if (size !== undefined) {
-            if (out.done || size * 2 >= batchSize) sizes.delete(out.imp.id)
-            else sizes.set(out.imp.id, size * 2)
-          }
-          if (out.done) deps.log.info({ importId: out.imp.id }, 'import completed')
-          continue
-        }
-        await purgeFinished()
-        await sleep(pollMs)
-      } catch (err) {
-        if (!running) break
-        await onFailure(err).catch(() => {})
+async function runLoop(w: WorkerContext, pipeline: ReturnType<typeof createReadAhead>, pollMs: number): Promise<void> {
+  const { deps, sizes } = w
+  while (w.isRunning()) {
+    try {
+      const out = await processNextBatch(w.pdeps, sizes.of, [], pipeline)
+      if (out) {
+        deps.log.debug({ importId: out.imp.id, rows: out.processed, ahead: out.ahead, ms: out.ms }, 'import batch')
+        sizes.grow(out.imp.id, out.done)
+        if (out.done) deps.log.info({ importId: out.imp.id }, 'import completed')
+        continue
       }
+      await purgeFinished(w)
+      await w.sleeper.sleep(pollMs)
+    } catch (err) {
+      if (!w.isRunning()) break
+      await onFailure(w, err).catch(() => {})
     }
   }
+}
+
+export function createImportWorker(deps: { sql: Sql; ledger: Ledger; log: FastifyBaseLogger }, opts: ImportWorkerOptions = {}) {
+  const pollMs = opts.pollMs ?? 1000
+  let running = false
+  let loop: Promise<void> | null = null
+  const isRunning = () => running
+  const w: WorkerContext = { deps, pdeps: deps, sizes: createBatchSizes(opts.batchSize ?? DEFAULT_BATCH_SIZE), sleeper: createSleeper(isRunning), isRunning }
+  const pipeline = createReadAhead(deps.sql, deps.ledger)
 
   return {
     start() {
       if (running) return
       running = true
-      loop = run()
+      loop = runLoop(w, pipeline, pollMs)
     },
     /** Stop after the batch in progress (it commits or rolls back whole). */
     async stop() {
       running = false
-      wakeUp?.()
+      w.sleeper.interrupt()
       await loop
       loop = null
     },
     /** New work: skip the rest of the idle sleep. */
-    wake() {
-      if (wakeUp) wakeUp()
-      else wakePending = true
-    },
+    wake: () => w.sleeper.wake(),
     /** Tests: process batches until none is left (no loop needed). */
     async drain(): Promise<number> {
       let batches = 0
       for (;;) {
-        const out = await processNextBatch(pdeps, (id) => sizes.get(id) ?? batchSize, [], pipeline)
+        const out = await processNextBatch(w.pdeps, w.sizes.of, [], pipeline)
         if (!out) return batches
         batches++
       }
