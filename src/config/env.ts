@@ -1,7 +1,7 @@
 /**
  * The one place that reads the environment. Everything else receives a validated `Config`.
  * Tests pass config as data (`loadConfig({...})`) instead of mutating process.env.
- * DESIGN §7.
+ * The settings are listed for operators in the README ("Configuration") and docs/operations.md.
  */
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
@@ -57,8 +57,8 @@ export const EnvSchema = Type.Object({
    * Single pre-send checks of one workspace and target (group, or channel + category + number):
    * statements at once; checks arriving while they run share the next statement. 0: every check in
    * its own statement. Two, not one: with one, a statement held up (its backend preempted on a busy
-   * machine) holds up every check waiting behind it; measured p99 8.6-12.5 ms with one and 2.6-3.0
-   * ms with two at 10 connections, and more throughput.
+   * machine) holds up every check waiting behind it, which raises the tail latency several-fold and
+   * lowers throughput (docs/performance.md).
    */
   CHECK_GROUP_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
   /** Single checks per shared statement at most. */
@@ -68,9 +68,9 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 6000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /**
-   * When answers carry x-ratelimit-limit|remaining|reset: `on_limit` on 429 only (DESIGN §4, with
+   * When answers carry x-ratelimit-limit|remaining|reset: `on_limit` on 429 only (with
    * retry-after), `always` on every limited answer too (three more headers to set, send and parse on
-   * every call: ~7 us of server CPU per pre-send check, measured).
+   * every call, a visible share of the server CPU a pre-send check costs).
    */
   RATE_LIMIT_HEADERS: Type.Enum(['on_limit', 'always'] as const, { default: 'on_limit' }),
   /** Failed authentications per client address per window before it gets 429 (docs/operations.md). */
@@ -78,7 +78,7 @@ export const EnvSchema = Type.Object({
   AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /** Largest CSV upload in bytes (1 GiB). */
   IMPORT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 * 64, default: 1024 * 1024 * 1024 }),
-  /** JSON body limit in bytes (DESIGN §4: 1 MiB). */
+  /** JSON body limit in bytes (1 MiB). */
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   /** Braze's per-request object limit on /users/track. */
   BRAZE_MAX_OBJECTS: Type.Integer({ ...Positive, default: 75 }),

@@ -1,5 +1,5 @@
 /**
- * The CSV contract of bulk imports (DESIGN §3.5), kept free of I/O so it is unit-tested alone:
+ * The CSV contract of bulk imports (docs/import.md), kept free of I/O so it is unit-tested alone:
  * header names → roles, and one staged row → one ledger item (plus its attribute patch and the
  * content key that finds rows repeating an earlier row of the same file).
  *

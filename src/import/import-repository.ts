@@ -1,5 +1,5 @@
 /**
- * Every SQL statement of bulk imports, one function per operation (STYLE 10). All of them are
+ * Every SQL statement of bulk imports, one function per operation. All of them are
  * scoped by workspace_id except the worker's queue (`claimNext`), which serves every tenant.
  */
 import type { Sql } from '../db/sql.js'

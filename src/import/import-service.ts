@@ -1,10 +1,10 @@
 /**
- * Uploads and reads of bulk imports (DESIGN §3.5).
+ * Uploads and reads of bulk imports (docs/import.md).
  *
  * An upload is ONE transaction: the parsed rows are staged (COPY on PostgreSQL, INSERTs on
  * PGlite), rows repeating an earlier row of the file are marked (one set-based statement), and
  * the `imports` row is inserted; the 202 goes out only after COMMIT, so an
- * acknowledged file is never lost (DESIGN §2.1), and an interrupted upload leaves nothing.
+ * acknowledged file is never lost, and an interrupted upload leaves nothing.
  *
  * Idempotency-Key: the key lives on the import itself, for the life of the import (a re-uploaded
  * file must never import twice, whatever the delay). The key is checked BEFORE the body is read:
@@ -28,7 +28,7 @@ import {
 } from './import-repository.js'
 import { copySink, digestStream, insertSink, stageCsv } from './staging.js'
 
-/** DESIGN §4: CSV bodies up to 1 GiB, streamed. */
+/** CSV bodies up to 1 GiB, streamed. */
 export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 
 export interface UploadRequest {
