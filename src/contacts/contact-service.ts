@@ -1,75 +1,18 @@
 /**
- * Contacts: attributes and tags (free-form, for filtering), and reads of a contact with its
- * identities and its state per group. Consent itself is never written here: that is the ledger's
- * job (src/ledger/ledger-service.ts); contacts are created and merged only through it.
+ * Contacts: reads of a contact with its identities and its state per group, and an admin's edits
+ * of its attributes and tags (bulk attribute writes: attribute-patches.ts). Consent itself is never
+ * written here: that is the ledger's job (src/ledger/ledger-service.ts); contacts are created and
+ * merged only through it.
  */
 import { findUnstorable } from '../input/storable.js'
 import type { Sql } from '../db/sql.js'
 import { DomainError, badRequest, notFound } from '../errors/domain-error.js'
+import { applyAttributePatches } from './attribute-patches.js'
 
-export interface AttributePatch {
-  contactId: string
-  /** Keys to set (values any JSON). */
-  set: Record<string, unknown>
-  /** Keys to remove (Braze: a `null` value removes the attribute). */
-  remove: string[]
-  /** Tags to add / remove. */
-  addTags?: string[]
-  removeTags?: string[]
-}
-
-/**
- * Apply attribute/tag patches to many contacts in one statement. Several patches for the same
- * contact apply in order (later keys win).
- */
-export async function applyAttributePatches(sql: Sql, workspaceId: string, patches: AttributePatch[]): Promise<void> {
-  const merged = new Map<string, AttributePatch>()
-  for (const p of patches) {
-    const cur = merged.get(p.contactId)
-    if (!cur) {
-      merged.set(p.contactId, { contactId: p.contactId, set: { ...p.set }, remove: [...p.remove], addTags: [...(p.addTags ?? [])], removeTags: [...(p.removeTags ?? [])] })
-      continue
-    }
-    for (const k of p.remove) {
-      delete cur.set[k]
-      if (!cur.remove.includes(k)) cur.remove.push(k)
-    }
-    for (const [k, v] of Object.entries(p.set)) {
-      cur.set[k] = v
-      cur.remove = cur.remove.filter((r) => r !== k)
-    }
-    cur.addTags!.push(...(p.addTags ?? []))
-    cur.removeTags!.push(...(p.removeTags ?? []))
-  }
-  const list = [...merged.values()].filter(
-    (p) => Object.keys(p.set).length + p.remove.length + (p.addTags?.length ?? 0) + (p.removeTags?.length ?? 0) > 0,
-  )
-  if (list.length === 0) return
-  await sql.query(
-    `UPDATE contacts c
-        SET attributes = (c.attributes - x.rm::text[]) || x.st::jsonb,
-            tags = ARRAY(SELECT DISTINCT t FROM unnest(c.tags || x.at::text[]) t WHERE t <> ALL (x.rt::text[]) ORDER BY t),
-            updated_at = now()
-       FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(id, st, rm, at, rt)
-      WHERE c.workspace_id = $1 AND c.id = x.id`,
-    [
-      workspaceId,
-      list.map((p) => p.contactId),
-      list.map((p) => JSON.stringify(p.set)),
-      list.map((p) => toPgArray(p.remove)),
-      list.map((p) => toPgArray(p.addTags ?? [])),
-      list.map((p) => toPgArray(p.removeTags ?? [])),
-    ],
-  )
-}
-
-/** A text[] literal, so arrays of arrays pass through one unnest (PostgreSQL has no ragged arrays). */
-export function toPgArray(values: string[]): string {
-  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
-}
+export { applyAttributePatches, toPgArray, type AttributePatch } from './attribute-patches.js'
 
 // ---------------------------------------------------------------------------------------------
-// Reads and admin edits (DESIGN §3.3). Every statement is scoped by workspace_id; an id of another
+// Reads and admin edits. Every statement is scoped by workspace_id; an id of another
 // workspace is indistinguishable from one that does not exist (both: 404 `not_found`).
 //
 // Decision: a contact merged into another answers 404 too (it is no longer a live contact, and
