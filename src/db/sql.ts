@@ -6,6 +6,9 @@
 import pg from 'pg'
 import type { PGlite, Transaction } from '@electric-sql/pglite'
 import { isConnectionError } from './connection-errors.js'
+import { commitWith, pipelined } from './pipeline.js'
+
+export { rolledBack } from './pipeline.js'
 
 export interface Sql {
   /**
@@ -45,61 +48,9 @@ export function runAfterCommit(fns: (() => void)[]) {
 /** node-postgres's conversion of a parameter to what goes on the wire. */
 const prepareValue = (pg as unknown as { utils: { prepareValue(v: unknown): unknown } }).utils.prepareValue
 
-/** Errors of a statement sent with the COMMIT that PostgreSQL refused: the transaction rolled back. */
-const rolledBackErrors = new WeakSet<object>()
-
-/**
- * Did this error, thrown by a transaction's commit, come from a statement sent with the COMMIT
- * (queryLast) that PostgreSQL refused? Then nothing of the transaction committed (the COMMIT of an
- * aborted transaction is a ROLLBACK); any other error of a commit leaves the outcome unknown.
- */
-export function rolledBack(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && rolledBackErrors.has(err)
-}
-
 /** A statement as node-postgres takes it: named (prepared once per connection) or not. */
 const config = (text: string, values: unknown[], name?: string) => (name ? { name, text, values } : { text, values })
 const statement = (d: Deferred) => config(d.text, d.values, d.name)
-
-/**
- * Two statements of one transaction in one round trip: node-postgres's pipeline mode (8.23+; each
- * its own Sync; the server runs the second without waiting for us to read the first's answer),
- * switched on for these two only (it refuses COPY, which the import runs on clients of the same
- * pool), and both in one write to the socket (each write costs its sender ~0.1 ms of CPU on the
- * VMs we measure on; in pipeline mode a query is written as it is queued, so the stream is corked
- * around the two: cork nests with the one node-postgres puts around an extended query). If the
- * first fails, the transaction is aborted, and the second is refused (or, a COMMIT, answered with
- * ROLLBACK).
- */
-async function pipelined(client: pg.PoolClient, first: pg.QueryConfig, second: pg.QueryConfig | string): Promise<[PromiseSettledResult<pg.QueryResult>, PromiseSettledResult<pg.QueryResult>]> {
-  const c = client as pg.PoolClient & { pipeline: boolean; connection?: { stream?: { cork?(): void; uncork?(): void } } }
-  const stream = c.connection?.stream
-  c.pipeline = true
-  try {
-    let sent: [Promise<pg.QueryResult>, Promise<pg.QueryResult>]
-    stream?.cork?.()
-    try {
-      sent = [client.query(first), client.query(second)]
-    } finally {
-      stream?.uncork?.()
-    }
-    return await Promise.allSettled(sent)
-  } finally {
-    c.pipeline = false
-  }
-}
-
-/** The held-back statement and COMMIT in one round trip (see pipelined). */
-async function commitWith(client: pg.PoolClient, d: Deferred): Promise<void> {
-  const [write, commit] = await pipelined(client, statement(d), 'COMMIT')
-  if (write.status === 'rejected') {
-    // Refused by PostgreSQL (an error response): the COMMIT behind it rolled back. An error of the
-    // connection fails both, and leaves the outcome unknown.
-    if (commit.status === 'fulfilled') rolledBackErrors.add(write.reason as object)
-    throw write.reason
-  }
-  if (commit.status === 'rejected') throw commit.reason
-}
 
 export function poolSql(pool: pg.Pool): Sql {
   const self: Sql = {
@@ -124,7 +75,7 @@ export function poolSql(pool: pg.Pool): Sql {
         if (last) {
           // The transaction ends here whatever the answer (committed, or rolled back by an error).
           state.begun = false
-          await commitWith(client, last)
+          await commitWith(client, statement(last))
         } else if (state.begun) await client.query('COMMIT')
         runAfterCommit(state.after)
         return result
@@ -143,36 +94,9 @@ export function poolSql(pool: pg.Pool): Sql {
 }
 
 /**
- * A statement that is one function call on parameters only (`SELECT * FROM f($1, $2::uuid[])`):
- * planning it is trivial, so it can travel as a simple query with its values inlined as literals.
- */
-const FUNCTION_CALL = /^SELECT \* FROM [a-z_][a-z0-9_]*\((?:\$\d+(?:::[a-z0-9_]+(?:\[\])?)?(?:, )?)*\)$/
-
-/**
- * `s` as a string literal, exactly as node-postgres's escapeLiteral writes it ('' for ', and the
- * E'' form with doubled backslashes when there is a backslash), by whole-string replacement:
- * escapeLiteral appends one character at a time, which on a 75-object append's arrays (tens of
- * kilobytes) built long rope strings that V8 then had to flatten.
- */
-export function quoteLiteral(s: string): string {
-  const q = s.includes("'") ? s.replaceAll("'", "''") : s
-  return s.includes('\\') ? ` E'${q.replaceAll('\\', '\\\\')}'` : `'${q}'`
-}
-
-/** The statement with each $n replaced by its value as a quoted literal, as node-postgres would send it. */
-function inlineParams(text: string, params: unknown[]): string {
-  return text.replace(/\$(\d+)/g, (_, n: string) => {
-    const v = prepareValue(params[Number(n) - 1])
-    return v === null || v === undefined ? 'NULL' : quoteLiteral(String(v))
-  })
-}
-
-/**
- * The Sql of one pooled transaction. BEGIN is sent lazily, with the first statement: a function
- * call (ledger_prepare, the first statement of a ledger append) travels with it in ONE simple query
- * (`BEGIN; SELECT * FROM f('...')`); any other first statement is preceded by its own BEGIN. A
- * transaction that runs no statement sends neither BEGIN nor COMMIT. (Round trips are most of the
- * cost of a small append: node-postgres waits for each answer before it sends the next statement.)
+ * The state of one pooled transaction. BEGIN is sent lazily, pipelined with the first statement
+ * (one round trip for both: see pipeline.ts); a transaction that runs no statement sends neither
+ * BEGIN nor COMMIT.
  */
 interface TxState {
   begun: boolean
@@ -204,11 +128,11 @@ function clientSql(client: pg.PoolClient, state: TxState): Sql {
       }
       if (!state.begun) {
         state.begun = true
-        if (params.length > 0 && FUNCTION_CALL.test(text) && !params.some((p) => Buffer.isBuffer(p))) {
-          const results = (await client.query(`BEGIN; ${inlineParams(text, params)}`)) as unknown as pg.QueryResult[]
-          return results[1]!.rows as T[]
-        }
-        await client.query('BEGIN')
+        // BEGIN and this statement in one round trip; if BEGIN failed, so did this.
+        const [begin, first] = await pipelined(client, 'BEGIN', config(text, params, name))
+        if (begin.status === 'rejected') throw begin.reason
+        if (first.status === 'rejected') throw first.reason
+        return first.value.rows as T[]
       }
       const r = await client.query(config(text, params, name))
       return r.rows as T[]
