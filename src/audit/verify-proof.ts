@@ -34,6 +34,7 @@
  */
 import { createHash } from 'node:crypto'
 import { canonicalJson } from '../ledger/canonical-json.js'
+import { EVENT_FIELDS } from '../ledger/event.js'
 import { leafHash, verifyInclusion } from './merkle.js'
 import { keyFingerprint, verifyCheckpointSignature } from './signing.js'
 
@@ -41,26 +42,8 @@ const GENESIS = '0'.repeat(64)
 const HEX64 = /^[0-9a-f]{64}$/
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
-/** The hashed fields (docs/audit.md, "What is chained"); their order here does not matter. */
-const HASHED_FIELDS = [
-  'event_id',
-  'workspace_id',
-  'contact_id',
-  'type',
-  'subscription_group_id',
-  'state',
-  'occurred_at',
-  'recorded_at',
-  'source',
-  'method',
-  'evidence',
-  'identity_type',
-  'identity_value',
-  'actor',
-  'request_id',
-  'idempotency_key',
-  'platform_stop',
-] as const
+/** The hashed fields (docs/audit.md, "What is chained"): the event's recorded fields, declared once in the ledger. */
+const HASHED_FIELDS = EVENT_FIELDS
 const NULLABLE = new Set(['subscription_group_id', 'state', 'method', 'identity_type', 'identity_value', 'request_id', 'idempotency_key', 'platform_stop'])
 const EVENT_KEYS = new Set<string>([...HASHED_FIELDS, 'prev_hash', 'hash'])
 

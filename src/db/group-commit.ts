@@ -49,6 +49,36 @@ interface Waiting<I, O> {
   reject: (e: unknown) => void
 }
 
+/** Do the items waiting fill a batch (up to maxSize, or beyond what one batch takes)? */
+function full<I, O>(lane: Lane<I, O>, maxSize: number): boolean {
+  let total = 0
+  for (const w of lane.waiting) {
+    if (total + w.size > maxSize) return true
+    total += w.size
+  }
+  return total >= maxSize
+}
+
+/** The next batch of a lane: its first waiting item, and those after it that fit maxSize. */
+function takeBatch<I, O>(lane: Lane<I, O>, maxSize: number): Waiting<I, O>[] {
+  const batch = [lane.waiting.shift()!]
+  let total = batch[0]!.size
+  while (lane.waiting.length > 0 && total + lane.waiting[0]!.size <= maxSize) {
+    const w = lane.waiting.shift()!
+    total += w.size
+    batch.push(w)
+  }
+  return batch
+}
+
+/** `fn`, counting the lane's item as answered first. */
+const settle =
+  <I, O, A>(lane: Lane<I, O>, fn: (a: A) => void) =>
+  (a: A) => {
+    lane.pending--
+    fn(a)
+  }
+
 export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
   const size = opts.size ?? (() => 1)
   const keyOf = opts.key ?? (() => '')
@@ -84,23 +114,6 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
     })
   }
 
-  const settle =
-    <A>(lane: Lane<I, O>, fn: (a: A) => void) =>
-    (a: A) => {
-      lane.pending--
-      fn(a)
-    }
-
-  /** Do the items waiting fill a batch (up to maxSize, or beyond what one batch takes)? */
-  function full(lane: Lane<I, O>): boolean {
-    let total = 0
-    for (const w of lane.waiting) {
-      if (total + w.size > opts.maxSize) return true
-      total += w.size
-    }
-    return total >= opts.maxSize
-  }
-
   function pump(key: string, lingered = false): void {
     const lane = lanes.get(key)!
     while (lane.running < opts.concurrency && lane.waiting.length > 0) {
@@ -115,7 +128,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
       // alternate at equal sizes, one being written while the other commits, and node and
       // PostgreSQL work at once; a second batch started by the first item to arrive ran alone and
       // left a string of small batches, each paying a transaction's fixed cost (docs/performance.md).
-      const wait = lane.waiting.length < Math.ceil(lane.peak / opts.concurrency) && !full(lane)
+      const wait = lane.waiting.length < Math.ceil(lane.peak / opts.concurrency) && !full(lane, opts.maxSize)
       if (lane.running > 0 && wait) return
       if (!lingered && lane.running === 0 && linger > 0 && wait) {
         // The timer only opens the way: requests already in the sockets are read in the poll
@@ -135,13 +148,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>) {
         clearTimeout(lane.timer)
         lane.timer = undefined
       }
-      const batch = [lane.waiting.shift()!]
-      let total = batch[0]!.size
-      while (lane.waiting.length > 0 && total + lane.waiting[0]!.size <= opts.maxSize) {
-        const w = lane.waiting.shift()!
-        total += w.size
-        batch.push(w)
-      }
+      const batch = takeBatch(lane, opts.maxSize)
       lane.running++
       void start(batch).finally(() => {
         lane.running--
