@@ -13,6 +13,7 @@ import configPlugin from './plugins/config.js'
 import dbPlugin from './plugins/db.js'
 import metricsPlugin from './plugins/metrics.js'
 import servicesPlugin from './plugins/services.js'
+import repositoriesPlugin from './plugins/repositories.js'
 import authPlugin from './plugins/auth.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import validationPlugin from './plugins/validation.js'
@@ -89,6 +90,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(dbPlugin)
   await app.register(metricsPlugin)
   await app.register(servicesPlugin)
+  await app.register(repositoriesPlugin)
   await app.register(authPlugin)
   await app.register(swaggerPlugin)
   await app.register(rateLimitPlugin)

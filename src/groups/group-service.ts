@@ -47,6 +47,16 @@ export async function insertGroup(tx: Sql, workspaceId: string, input: GroupInpu
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/** Whether the group is archived, or null when the workspace has no such group (a malformed id included). */
+export async function findGroupArchived(sql: Sql, workspaceId: string, id: string): Promise<{ archived: boolean } | null> {
+  if (!UUID.test(id)) return null
+  const [g] = await sql.query<{ archived: boolean }>(
+    `SELECT archived_at IS NOT NULL AS archived FROM subscription_groups WHERE workspace_id = $1 AND id = $2`,
+    [workspaceId, id.toLowerCase()],
+  )
+  return g ?? null
+}
+
 export function createGroupService(db: Db) {
   async function get(workspaceId: string, id: string): Promise<GroupRow> {
     if (!UUID.test(id)) throw notFound('subscription group')
@@ -118,7 +128,7 @@ export function createGroupService(db: Db) {
     return u!
   }
 
-  return { get, create, list, update, archive }
+  return { get, create, list, update, archive, insert: insertGroup, findArchived: findGroupArchived }
 }
 
 export type GroupService = ReturnType<typeof createGroupService>

@@ -5,7 +5,6 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@fastify/type-provider-typebox'
-import { migrationsCurrent } from '../db/migrate.js'
 
 const Health = Type.Object({ status: Type.String() })
 const Ready = Type.Object({
@@ -25,15 +24,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     '/readyz',
     { config: { rateLimit: false }, schema: { tags: ['operations'], security: [], response: { 200: Ready, 503: Ready } } },
     async (_request, reply) => {
-      let database = 'ok'
-      let migrations = 'current'
-      try {
-        await app.database.sql.query('SELECT 1')
-        if (!(await migrationsCurrent(app.database.sql))) migrations = 'pending'
-      } catch {
-        database = 'unreachable'
-        migrations = 'unknown'
-      }
+      const { database, migrations } = await app.readiness.database()
       // Without Redis the instance still serves everything (limits fail open), so it stays ready.
       const limits = app.rateLimitHealth
       const rate_limit = limits.store === 'memory' ? 'local' : limits.degraded ? 'degraded' : 'ok'

@@ -26,7 +26,6 @@ import {
   VerifyQuery,
   VerifyResponse,
 } from '../../schemas/audit.js'
-import { rebuildProjection } from '../../ledger/projection.js'
 import { badRequest } from '../../errors/domain-error.js'
 import { csvStream, listEvents, ndjsonStream, resolveFilter } from '../../audit/events.js'
 import { stateAt } from '../../audit/state.js'
@@ -248,7 +247,7 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const workspaceId = request.principal.workspaceId
-      const r = await rebuildProjection(app.database.sql, workspaceId, 10_000)
+      const r = await app.projection.rebuild(workspaceId, 10_000)
       if (r.count > 0) request.log.warn({ workspace_id: workspaceId, differences: r.count, changed: r.changed }, 'projection rebuilt from the ledger')
       return {
         workspace_id: workspaceId,

@@ -15,6 +15,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Sql } from '../../db/sql.js'
+import type { GroupService } from '../../groups/group-service.js'
 import type { AppendContext, AppendItem } from '../../ledger/types.js'
 import type { FastifyRequest } from 'fastify'
 import { badRequest, notFound } from '../../errors/domain-error.js'
@@ -33,15 +34,13 @@ import {
   type BrazeStatus,
 } from '../../schemas/braze.js'
 import { brazeType, GROUP_LEVEL_CODES, toBrazeStatus } from '../../braze/errors.js'
-import { listUserSubscriptionStatus, type UserStatusIdentifier } from '../../braze/user-status.js'
+import type { UserStatusIdentifier } from '../../braze/user-status.js'
 import { normalizeIdentity } from '../../contacts/identity.js'
 import { replyIdempotent } from '../idempotent-reply.js'
 import { checkV2Item, doubleOptInProblem, unsupportedIdentifier, type ItemProblem } from '../../braze/item-check.js'
 import type { Static } from '@fastify/type-provider-typebox'
 
 type V2Item = Static<typeof StatusSetV2Item>
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v])
 
@@ -68,12 +67,8 @@ function tooMany(pointer: string, given: number, where = 'per request') {
 }
 
 /** v1's single target group: unknown (or another workspace's) answers 404, archived 400. */
-async function requireActiveGroup(tx: Sql, workspaceId: string, id: string): Promise<void> {
-  if (!UUID.test(id)) throw notFound('subscription group')
-  const [g] = await tx.query<{ archived: boolean }>(
-    `SELECT archived_at IS NOT NULL AS archived FROM subscription_groups WHERE workspace_id = $1 AND id = $2`,
-    [workspaceId, id.toLowerCase()],
-  )
+async function requireActiveGroup(groups: GroupService, tx: Sql, workspaceId: string, id: string): Promise<void> {
+  const g = await groups.findArchived(tx, workspaceId, id)
   if (!g) throw notFound('subscription group')
   if (g.archived) {
     throw badRequest('archived_subscription_group', `subscription group ${id} is archived`, [
@@ -115,7 +110,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
 
       return replyIdempotent(app, request, reply, async (tx) => {
         const ctx = appendContext(request)
-        await requireActiveGroup(tx, ctx.workspaceId, b.subscription_group_id)
+        await requireActiveGroup(app.groups, tx, ctx.workspaceId, b.subscription_group_id)
         const unsupported = emails.map((_v, index): BrazeItemError => ({ input_array: 'email', index, ...unsupportedIdentifier('email') }))
         const doubleOptIn = doubleOptInProblem(b)
         if (doubleOptIn) {
@@ -326,7 +321,7 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       if (ids.length + emails.length > BRAZE_MAX_IDENTIFIERS) {
         throw tooMany('/querystring', ids.length + emails.length, 'per request (external_id, phone and email together)')
       }
-      const page = await listUserSubscriptionStatus(app.database.sql, request.principal.workspaceId, ids, {
+      const page = await app.braze.userStatus(request.principal.workspaceId, ids, {
         limit: q.limit ?? 100,
         offset: q.offset ?? 0,
       })

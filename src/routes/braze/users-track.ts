@@ -17,7 +17,8 @@
  * (arrays, more than BRAZE_MAX_OBJECTS objects) answers 400 and changes nothing (docs/braze.md).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { applyAttributePatches, type AttributePatch } from '../../contacts/contact-service.js'
+import type { AttributePatch } from '../../contacts/contact-service.js'
+import { identityKey } from '../../braze/known-identities.js'
 import type { AppendItem, ItemResult, RawIdentity } from '../../ledger/types.js'
 import type { Sql } from '../../db/sql.js'
 import { brazeErrorResponses, usersTrackBody, UsersTrackResponse, type BrazeItemError, type TrackAttributes } from '../../schemas/braze.js'
@@ -104,20 +105,6 @@ function planObject(raw: unknown, index: number, errors: BrazeItemError[]): Omit
 }
 
 /** Which of these objects (with `_update_existing_only`) name a contact that exists: keys `type\0value`. */
-async function existingIdentities(sql: Sql, workspaceId: string, identities: RawIdentity[]): Promise<Set<string>> {
-  const wanted = identities.flatMap((i) => {
-    const value = normalizeIdentity(i.type, i.value)
-    return value === null ? [] : [{ type: i.type, value }]
-  })
-  if (wanted.length === 0) return new Set()
-  const rows = await sql.query<{ type: string; value: string }>(
-    `SELECT i.type, i.value FROM identities i JOIN unnest($2::text[], $3::text[]) AS q(type, value) ON i.type = q.type AND i.value = q.value
-      WHERE i.workspace_id = $1`,
-    [workspaceId, wanted.map((w) => w.type), wanted.map((w) => w.value)],
-  )
-  return new Set(rows.map((r) => `${r.type}\u0000${r.value}`))
-}
-
 const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
   const max = app.config.BRAZE_MAX_OBJECTS
   app.post(
@@ -149,10 +136,10 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
       const drafts = ((body.attributes ?? []) as unknown[]).map((raw, index) => planObject(raw, index, early))
       // `_update_existing_only`: an object naming no known contact creates nobody (Braze's "update only" mode).
       const updateOnly = drafts.filter((d) => d !== null && d.updateExistingOnly)
-      const known = updateOnly.length > 0 ? await existingIdentities(app.database.sql, workspaceId, updateOnly.flatMap((d) => d!.identities)) : new Set<string>()
+      const known = updateOnly.length > 0 ? await app.braze.existingIdentities(workspaceId, updateOnly.flatMap((d) => d!.identities)) : new Set<string>()
       for (const d of drafts) {
         if (d === null) continue
-        if (d.updateExistingOnly && !d.identities.some((i) => known.has(`${i.type}\u0000${normalizeIdentity(i.type, i.value)}`))) {
+        if (d.updateExistingOnly && !d.identities.some((i) => known.has(identityKey(i.type, normalizeIdentity(i.type, i.value))))) {
           early.push({
             type: 'USER_NOT_FOUND',
             input_array: 'attributes',
@@ -200,7 +187,7 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
             errors.push({ type: brazeType(r), input_array: 'attributes', index: p.index, message: `subscription_groups[${entry}]: ${r.message}` })
           }
         }
-        await applyAttributePatches(tx, workspaceId, patches)
+        await app.contacts.applyAttributePatches(tx, workspaceId, patches)
 
         // Attribute errors in object order (a stable sort: an object's own errors keep their order).
         errors.sort((a, b) => a.index - b.index)

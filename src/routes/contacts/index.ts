@@ -27,7 +27,6 @@ import {
   MAX_ATTRIBUTE_FILTERS,
   PatchContactSchema,
 } from '../../schemas/contacts.js'
-import { getContactDetail, listContacts, patchContact, requireLiveContact } from '../../contacts/contact-service.js'
 import { DomainError, badRequest, conflict, notFound, unprocessable } from '../../errors/domain-error.js'
 import type { ItemResult } from '../../ledger/types.js'
 import { replyIdempotent } from '../idempotent-reply.js'
@@ -83,7 +82,7 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const q = request.query
-      return listContacts(app.database.sql, request.principal.workspaceId, {
+      return app.contacts.list(request.principal.workspaceId, {
         q: q.q,
         tags: q.tag,
         attributes: attributeFilters(q as Record<string, unknown>),
@@ -106,7 +105,7 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ContactDetailSchema, ...errorResponses(404) },
       },
     },
-    async (request) => getContactDetail(app.database.sql, request.principal.workspaceId, request.params.id),
+    async (request) => app.contacts.detail(request.principal.workspaceId, request.params.id),
   )
 
   app.patch(
@@ -127,7 +126,7 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       replyIdempotent(app, request, reply, async (tx) => ({
         statusCode: 200,
-        body: await patchContact(tx, request.principal.workspaceId, request.params.id, request.body),
+        body: await app.contacts.patch(tx, request.principal.workspaceId, request.params.id, request.body),
       })),
   )
 
@@ -150,7 +149,7 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       replyIdempotent(app, request, reply, async (tx) => {
         const workspaceId = request.principal.workspaceId
-        const contactId = await requireLiveContact(tx, workspaceId, request.params.id)
+        const contactId = await app.contacts.requireLive(tx, workspaceId, request.params.id)
         const b = request.body
         const [r] = await app.ledger.append(
           tx,

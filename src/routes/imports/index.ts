@@ -26,7 +26,7 @@ import {
   type ImportDto,
 } from '../../schemas/imports.js'
 import { DomainError, notFound } from '../../errors/domain-error.js'
-import { errorRange, getImport, lastErrorRow, listImports, type ImportRecord } from '../../import/import-repository.js'
+import type { ImportRecord } from '../../import/import-repository.js'
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString())
 
@@ -141,7 +141,7 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const page = await listImports(app.database.sql, request.principal.workspaceId, {
+      const page = await app.importRecords.list(request.principal.workspaceId, {
         limit: request.query.limit ?? 50,
         cursor: request.query.cursor,
         status: request.query.status,
@@ -163,7 +163,7 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const imp = await getImport(app.database.sql, request.principal.workspaceId, request.params.id)
+      const imp = await app.importRecords.get(request.principal.workspaceId, request.params.id)
       if (!imp) throw notFound('import')
       return toImportDto(imp)
     },
@@ -188,14 +188,13 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const workspaceId = request.principal.workspaceId
-      const imp = await getImport(app.database.sql, workspaceId, request.params.id)
+      const imp = await app.importRecords.get(workspaceId, request.params.id)
       if (!imp) throw notFound('import')
-      const sql = app.database.sql
-      const last = await lastErrorRow(sql, workspaceId, imp.id)
+      const last = await app.importRecords.lastErrorRow(workspaceId, imp.id)
       async function* lines() {
         yield 'row,column,code,message\n'
         for (let after = 0; after < last; after += ERROR_WINDOW) {
-          const page = await errorRange(sql, workspaceId, imp!.id, after, after + ERROR_WINDOW)
+          const page = await app.importRecords.errorRange(workspaceId, imp!.id, after, after + ERROR_WINDOW)
           if (page.length > 0) yield stringify(page.map((e) => [e.row, neutralise(e.column), e.code, neutralise(e.message)]))
         }
       }

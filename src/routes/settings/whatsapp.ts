@@ -8,22 +8,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../schemas/common.js'
 import { WhatsAppSettingsInput, WhatsAppSettingsSchema } from '../../schemas/settings.js'
-import type { Sql } from '../../db/sql.js'
+import type { WorkspaceWhatsApp } from '../../settings/whatsapp-settings-repository.js'
 import { replyIdempotent } from '../idempotent-reply.js'
-
-export interface WorkspaceWhatsApp {
-  secrets: string[]
-  verifyToken: string | null
-}
-
-/** The workspace's own app secrets and verify token (none when the workspace does not exist). */
-export async function readWorkspaceWhatsApp(sql: Sql, workspaceId: string): Promise<WorkspaceWhatsApp> {
-  const [row] = await sql.query<{ whatsapp_app_secrets: string[]; whatsapp_verify_token: string | null }>(
-    `SELECT whatsapp_app_secrets, whatsapp_verify_token FROM workspace_settings WHERE workspace_id = $1`,
-    [workspaceId],
-  )
-  return { secrets: row?.whatsapp_app_secrets ?? [], verifyToken: row?.whatsapp_verify_token ?? null }
-}
 
 const mask = (secret: string) => `****${secret.slice(-4)}`
 
@@ -42,7 +28,7 @@ const whatsappSettings: FastifyPluginAsyncTypebox = async (app) => {
       config: { scope: 'admin' },
       schema: { tags, summary: "Read the workspace's own WhatsApp app settings (secrets masked)", response: { 200: WhatsAppSettingsSchema, ...errorResponses() } },
     },
-    async (request) => view(request.principal.workspaceId, await readWorkspaceWhatsApp(app.database.sql, request.principal.workspaceId)),
+    async (request) => view(request.principal.workspaceId, await app.settings.whatsapp.read(request.principal.workspaceId)),
   )
 
   app.put(
@@ -61,12 +47,7 @@ const whatsappSettings: FastifyPluginAsyncTypebox = async (app) => {
       replyIdempotent(app, request, reply, async (tx) => {
         const ws = request.principal.workspaceId
         const { app_secrets: secrets, verify_token: verifyToken } = request.body
-        await tx.query(
-          `INSERT INTO workspace_settings (workspace_id, whatsapp_app_secrets, whatsapp_verify_token, updated_at) VALUES ($1, $2::text[], $3, now())
-           ON CONFLICT (workspace_id) DO UPDATE
-              SET whatsapp_app_secrets = excluded.whatsapp_app_secrets, whatsapp_verify_token = excluded.whatsapp_verify_token, updated_at = now()`,
-          [ws, secrets, verifyToken],
-        )
+        await app.settings.whatsapp.write(tx, ws, { secrets, verifyToken })
         return { statusCode: 200, body: view(ws, { secrets, verifyToken }) }
       }),
   )

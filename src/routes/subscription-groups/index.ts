@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@fastify/type-provider-typebox'
 import { CreateGroupSchema, GroupSchema, PatchGroupSchema } from '../../schemas/admin.js'
 import { IdParams, errorResponses } from '../../schemas/common.js'
-import { insertGroup, toGroupDto } from '../../groups/group-service.js'
+import { toGroupDto } from '../../groups/group-service.js'
 import { replyIdempotent } from '../idempotent-reply.js'
 
 const groups: FastifyPluginAsyncTypebox = async (app) => {
@@ -24,7 +24,7 @@ const groups: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       replyIdempotent(app, request, reply, async (tx) => ({
         statusCode: 201,
-        body: toGroupDto(await insertGroup(tx, request.principal.workspaceId, request.body)),
+        body: toGroupDto(await app.groups.insert(tx, request.principal.workspaceId, request.body)),
       })),
   )
 

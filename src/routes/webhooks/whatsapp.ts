@@ -32,7 +32,7 @@ import { ProblemRef } from '../../schemas/common.js'
 import { HandshakeQuery, WebhookAckSchema } from '../../schemas/webhook.js'
 import { parseSecrets, safeEqual, verifySignature } from '../../webhook/signature.js'
 import { phoneNumberIdsOf } from '../../webhook/map-payload.js'
-import { readWorkspaceWhatsApp } from '../settings/whatsapp.js'
+import { readWorkspaceWhatsApp } from '../../settings/whatsapp-settings-repository.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** Checked when a workspace has no secret, so that its answer takes as long as a wrong signature. */

@@ -1,5 +1,5 @@
 /**
- * WhatsApp business numbers (DESIGN §3.3): `POST|GET /whatsapp/numbers`,
+ * WhatsApp business numbers (docs/webhook.md): `POST|GET /whatsapp/numbers`,
  * `GET /whatsapp/numbers/{phone_number_id}`, and for the operator (root key)
  * `POST /workspaces/{id}/whatsapp/numbers`. Who receives a number's webhooks is in
  * src/webhook/numbers-repository.ts and docs/webhook.md: the operator's mappings receive the
@@ -86,16 +86,7 @@ const numbers: FastifyPluginAsyncTypebox = async (app) => {
       const id = request.params.id
       if (!UUID.test(id)) throw notFound('workspace')
       const workspaceId = id.toLowerCase()
-      const { row, created } = await app.database.sql.tx(async (tx) => {
-        const [w] = await tx.query(`SELECT 1 FROM workspaces WHERE id = $1`, [workspaceId])
-        if (!w) throw notFound('workspace')
-        const before = await tx.query<{ mapped_by: string }>(`SELECT mapped_by FROM whatsapp_numbers WHERE workspace_id = $1 AND phone_number_id = $2`, [
-          workspaceId,
-          request.body.phone_number_id,
-        ])
-        const out = await repo.map(tx, workspaceId, request.body.phone_number_id, request.body.display_phone_number, 'operator')
-        return { row: out.row, created: out.created || before[0]?.mapped_by === 'workspace' }
-      })
+      const { row, created } = await app.operatorNumbers.map(workspaceId, request.body.phone_number_id, request.body.display_phone_number)
       await app.whatsapp.processor.afterMapping(request.body.phone_number_id, { requestId: request.id, log: request.log })
       return reply.code(created ? 201 : 200).send(toNumberDto(row))
     },
