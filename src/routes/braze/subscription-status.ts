@@ -1,5 +1,5 @@
 /**
- * Braze-compatible subscription routes (DESIGN §3.1):
+ * Braze-compatible subscription routes (docs/braze.md):
  * - `POST /subscription/status/set` (v1) and `POST /v2/subscription/status/set`: one ledger append
  *   per request (source `api`), one item per identifier; each identifier is its own change (an
  *   external_id and a phone in the same request are NOT linked to each other: linking identities is
@@ -7,7 +7,7 @@
  * - `GET /subscription/status/get`: one group, up to 50 identifiers, read from the projection.
  * - `GET /subscription/user/status`: every (non-archived) group with the person's status, paged.
  *
- * Unknown group ids (another workspace's included, DESIGN §1):
+ * Unknown group ids (another workspace's included: workspaces are isolated):
  * - v1, where the group is the request's single target (like a path id): 404, nothing written;
  * - v2, where each subscription_groups entry is an item of a batch: the item error
  *   BAD_SUBSCRIPTION_GROUP_ID, the other entries apply;
@@ -16,8 +16,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Sql } from '../../db/sql.js'
 import type { GroupService } from '../../groups/group-service.js'
-import type { AppendContext, AppendItem } from '../../ledger/types.js'
-import type { FastifyRequest } from 'fastify'
+import type { AppendItem } from '../../ledger/types.js'
 import { badRequest, notFound } from '../../errors/domain-error.js'
 import {
   BRAZE_MAX_IDENTIFIERS,
@@ -37,21 +36,13 @@ import { brazeType, GROUP_LEVEL_CODES, toBrazeStatus } from '../../braze/errors.
 import type { UserStatusIdentifier } from '../../braze/user-status.js'
 import { normalizeIdentity } from '../../contacts/identity.js'
 import { replyIdempotent } from '../idempotent-reply.js'
+import { appendContext, type RouteApp } from '../route-options.js'
 import { checkV2Item, doubleOptInProblem, unsupportedIdentifier, type ItemProblem } from '../../braze/item-check.js'
 import type { Static } from '@fastify/type-provider-typebox'
 
 type V2Item = Static<typeof StatusSetV2Item>
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v])
-
-function appendContext(request: FastifyRequest): AppendContext {
-  return {
-    workspaceId: request.principal.workspaceId,
-    actor: `key:${request.principal.keyId}`,
-    requestId: request.id,
-    idempotencyKey: request.headers['idempotency-key'] as string | undefined,
-  }
-}
 
 /** The email identifiers of a status query: one UNSUPPORTED_IDENTIFIER item error each. */
 function emailErrors(q: { email?: string[]; 'email[]'?: string[] }): BrazeItemError[] {
@@ -77,9 +68,10 @@ async function requireActiveGroup(groups: GroupService, tx: Sql, workspaceId: st
   }
 }
 
-const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
-  const tags = ['braze']
+const tags = ['braze']
 
+/** `POST /subscription/status/set` (Braze v1): one group, up to 50 identifiers. */
+function statusSetV1Route(app: RouteApp) {
   app.post(
     '/subscription/status/set',
     {
@@ -151,7 +143,10 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       })
     },
   )
+}
 
+/** `POST /v2/subscription/status/set` (Braze v2): several groups, each an item of the batch. */
+function statusSetV2Route(app: RouteApp) {
   app.post(
     '/v2/subscription/status/set',
     {
@@ -234,7 +229,10 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       })
     },
   )
+}
 
+/** `GET /subscription/status/get`: users' states in one group, from the projection. */
+function statusGetRoute(app: RouteApp) {
   app.get(
     '/subscription/status/get',
     {
@@ -289,7 +287,10 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       return { status, message: 'success', ...(errors.length > 0 ? { errors } : {}) }
     },
   )
+}
 
+/** `GET /subscription/user/status`: a user's status in every group, paged over the groups. */
+function userStatusRoute(app: RouteApp) {
   app.get(
     '/subscription/user/status',
     {
@@ -333,6 +334,13 @@ const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
       }
     },
   )
+}
+
+const subscriptionStatus: FastifyPluginAsyncTypebox = async (app) => {
+  statusSetV1Route(app)
+  statusSetV2Route(app)
+  statusGetRoute(app)
+  userStatusRoute(app)
 }
 
 export default subscriptionStatus

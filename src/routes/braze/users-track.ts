@@ -27,6 +27,7 @@ import { badRequest } from '../../errors/domain-error.js'
 import { checkTrackEntry, checkTrackObject, doubleOptInProblem, unsupportedIdentifier, type ItemProblem } from '../../braze/item-check.js'
 import { normalizeIdentity } from '../../contacts/identity.js'
 import { replyIdempotent } from '../idempotent-reply.js'
+import { appendContext } from '../route-options.js'
 
 /** Keys of an attributes object that are not contact attributes. */
 const RESERVED = new Set([
@@ -165,8 +166,7 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
         plans.push(plan)
       }
 
-      const idempotencyKey = request.headers['idempotency-key'] as string | undefined
-      const ctx = { workspaceId, actor: `key:${request.principal.keyId}`, requestId: request.id, idempotencyKey }
+      const ctx = appendContext(request)
       // In the append's transaction, with its results: attributes, then the answer. Pure apart from
       // `tx` (a grouped transaction that fails runs it again alone).
       const finish = async (tx: Sql, results: ItemResult[]) => {
@@ -202,7 +202,7 @@ const usersTrack: FastifyPluginAsyncTypebox = async (app) => {
         }
       }
 
-      if (idempotencyKey === undefined) {
+      if (ctx.idempotencyKey === undefined) {
         // Without a key: group commit with the workspace's other requests under load.
         const out = await app.appendGroups.submit({ ctx, items, finish })
         return reply.code(out.statusCode).send(out.body)

@@ -13,6 +13,7 @@ import { ConsentEventsBody, ConsentEventsResponse } from '../../schemas/consent.
 import { errorResponses } from '../../schemas/common.js'
 import type { AppendItem, ItemResult, RawIdentity } from '../../ledger/types.js'
 import { replyIdempotent } from '../idempotent-reply.js'
+import { appendContext } from '../route-options.js'
 
 type NativeEvent = Static<typeof ConsentEventsBody>['events'][number]
 
@@ -62,12 +63,7 @@ const events: FastifyPluginAsyncTypebox = async (app) => {
       replyIdempotent(app, request, reply, async (tx) => {
         const results = await app.ledger.append(
           tx,
-          {
-            workspaceId: request.principal.workspaceId,
-            actor: `key:${request.principal.keyId}`,
-            requestId: request.id,
-            idempotencyKey: request.headers['idempotency-key'] as string | undefined,
-          },
+          appendContext(request),
           request.body.events.map(toAppendItem),
         )
         const body = {

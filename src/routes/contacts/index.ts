@@ -1,5 +1,5 @@
 /**
- * Contacts administration (DESIGN §3.3): list with filters and keyset pagination, read one contact
+ * Contacts administration (docs/architecture.md): list with filters and keyset pagination, read one contact
  * with its state per group, patch attributes and tags, and the admin consent toggle.
  *
  * Decisions (kept here, where a reader of the routes looks):
@@ -30,6 +30,7 @@ import {
 import { DomainError, badRequest, conflict, notFound, unprocessable } from '../../errors/domain-error.js'
 import type { ItemResult } from '../../ledger/types.js'
 import { replyIdempotent } from '../idempotent-reply.js'
+import { appendContext, scoped, type RouteApp } from '../route-options.js'
 
 /** `attribute[key]=value` pairs from the parsed query (validated by the schema's patternProperties). */
 function attributeFilters(query: Record<string, unknown>): [string, string][] {
@@ -61,25 +62,23 @@ function toggleError(r: Extract<ItemResult, { status: 'rejected' }>): DomainErro
   }
 }
 
-const contacts: FastifyPluginAsyncTypebox = async (app) => {
-  const tags = ['contacts']
+const tags = ['contacts']
 
+/** `GET /contacts` and `GET /contacts/{id}`. */
+function readRoutes(app: RouteApp) {
   app.get(
     '/contacts',
-    {
-      config: { scope: 'consent:read' },
-      schema: {
-        tags,
-        summary: 'List live contacts, filtered, by keyset pages',
-        description:
-          'Filters combine with AND: `q` (substring of any identity value), `tag` (repeatable), `attribute[<key>]=<value>` ' +
-          '(attribute read as text equals value; repeatable with different keys), `subscription_group_id` (+ `state`: ' +
-          'subscribed | unsubscribed | unknown). Pages are in contact id order; follow `next_cursor` until it is null. ' +
-          'Merged-away contacts are never listed.',
-        querystring: ContactListQuery,
-        response: { 200: ContactListResponse, ...errorResponses(404) },
-      },
-    },
+    scoped('consent:read', {
+      tags,
+      summary: 'List live contacts, filtered, by keyset pages',
+      description:
+        'Filters combine with AND: `q` (substring of any identity value), `tag` (repeatable), `attribute[<key>]=<value>` ' +
+        '(attribute read as text equals value; repeatable with different keys), `subscription_group_id` (+ `state`: ' +
+        'subscribed | unsubscribed | unknown). Pages are in contact id order; follow `next_cursor` until it is null. ' +
+        'Merged-away contacts are never listed.',
+      querystring: ContactListQuery,
+      response: { 200: ContactListResponse, ...errorResponses(404) },
+    }),
     async (request) => {
       const q = request.query
       return app.contacts.list(request.principal.workspaceId, {
@@ -96,33 +95,30 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/contacts/:id',
-    {
-      config: { scope: 'consent:read' },
-      schema: {
-        tags,
-        summary: 'Read a contact: identities, attributes, tags, state per group, platform stops',
-        params: ContactIdParams,
-        response: { 200: ContactDetailSchema, ...errorResponses(404) },
-      },
-    },
+    scoped('consent:read', {
+      tags,
+      summary: 'Read a contact: identities, attributes, tags, state per group, platform stops',
+      params: ContactIdParams,
+      response: { 200: ContactDetailSchema, ...errorResponses(404) },
+    }),
     async (request) => app.contacts.detail(request.principal.workspaceId, request.params.id),
   )
+}
 
+/** `PATCH /contacts/{id}` (attributes, tags) and `POST /contacts/{id}/consent` (the admin toggle). */
+function writeRoutes(app: RouteApp) {
   app.patch(
     '/contacts/:id',
-    {
-      config: { scope: 'consent:write' },
-      schema: {
-        tags,
-        summary: "Change a contact's attributes and tags",
-        description:
-          '`attributes` merge key by key (a null value removes the key); `tags.add` / `tags.remove` add and remove tags. ' +
-          'Answers the contact as `GET /contacts/{id}` does. Accepts `Idempotency-Key`.',
-        params: ContactIdParams,
-        body: PatchContactSchema,
-        response: { 200: ContactDetailSchema, ...errorResponses(404, 409, 415, 422) },
-      },
-    },
+    scoped('consent:write', {
+      tags,
+      summary: "Change a contact's attributes and tags",
+      description:
+        '`attributes` merge key by key (a null value removes the key); `tags.add` / `tags.remove` add and remove tags. ' +
+        'Answers the contact as `GET /contacts/{id}` does. Accepts `Idempotency-Key`.',
+      params: ContactIdParams,
+      body: PatchContactSchema,
+      response: { 200: ContactDetailSchema, ...errorResponses(404, 409, 415, 422) },
+    }),
     async (request, reply) =>
       replyIdempotent(app, request, reply, async (tx) => ({
         statusCode: 200,
@@ -132,20 +128,17 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/contacts/:id/consent',
-    {
-      config: { scope: 'consent:write' },
-      schema: {
-        tags,
-        summary: "Set a contact's consent in one group (the admin toggle)",
-        description:
-          'Appends one ledger event with `source: admin`. Overriding an opt-out the person made needs `method` and evidence ' +
-          '(consent_text, document_ref, page_url or ip) unless the workspace setting `require_evidence_to_override_opt_out` ' +
-          'is off: otherwise 422 `evidence_required`. Unknown contact or group: 404; archived group: 409. Accepts `Idempotency-Key`.',
-        params: ContactIdParams,
-        body: ContactConsentBody,
-        response: { 201: ContactConsentResponse, ...errorResponses(404, 409, 415, 422) },
-      },
-    },
+    scoped('consent:write', {
+      tags,
+      summary: "Set a contact's consent in one group (the admin toggle)",
+      description:
+        'Appends one ledger event with `source: admin`. Overriding an opt-out the person made needs `method` and evidence ' +
+        '(consent_text, document_ref, page_url or ip) unless the workspace setting `require_evidence_to_override_opt_out` ' +
+        'is off: otherwise 422 `evidence_required`. Unknown contact or group: 404; archived group: 409. Accepts `Idempotency-Key`.',
+      params: ContactIdParams,
+      body: ContactConsentBody,
+      response: { 201: ContactConsentResponse, ...errorResponses(404, 409, 415, 422) },
+    }),
     async (request, reply) =>
       replyIdempotent(app, request, reply, async (tx) => {
         const workspaceId = request.principal.workspaceId
@@ -153,12 +146,7 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
         const b = request.body
         const [r] = await app.ledger.append(
           tx,
-          {
-            workspaceId,
-            actor: `key:${request.principal.keyId}`,
-            requestId: request.id,
-            idempotencyKey: request.headers['idempotency-key'] as string | undefined,
-          },
+          appendContext(request),
           [
             {
               contactId,
@@ -185,6 +173,11 @@ const contacts: FastifyPluginAsyncTypebox = async (app) => {
         }
       }),
   )
+}
+
+const contacts: FastifyPluginAsyncTypebox = async (app) => {
+  readRoutes(app)
+  writeRoutes(app)
 }
 
 export default contacts

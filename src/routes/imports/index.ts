@@ -1,5 +1,5 @@
 /**
- * Bulk imports (DESIGN §3.5): `POST /imports` (text/csv, streamed), `GET /imports`,
+ * Bulk imports (docs/architecture.md): `POST /imports` (text/csv, streamed), `GET /imports`,
  * `GET /imports/{id}`, `GET /imports/{id}/errors` (CSV).
  *
  * This plugin is encapsulated (not fp-wrapped) so its content-type parser, which hands the raw
@@ -8,7 +8,7 @@
  * apply to a stream handed over untouched, so the 1 GiB limit is enforced while streaming (and
  * up front from Content-Length).
  *
- * Ids of another workspace answer 404 like unknown ids (DESIGN §1).
+ * Ids of another workspace answer 404 like unknown ids (workspaces are isolated).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Readable } from 'node:stream'
@@ -27,6 +27,7 @@ import {
 } from '../../schemas/imports.js'
 import { DomainError, notFound } from '../../errors/domain-error.js'
 import type { ImportRecord } from '../../import/import-repository.js'
+import { scoped, type RouteApp } from '../route-options.js'
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString())
 
@@ -64,10 +65,10 @@ const neutralise = (s: string) => (/^[=+\-@\t\r]/.test(s) ? `'${s}` : s)
 /** Rows of the file per page of the error report (a page holds at most this many lines). */
 const ERROR_WINDOW = 10_000
 
-const imports: FastifyPluginAsyncTypebox = async (app) => {
-  const tags = ['imports']
-  app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload))
+const tags = ['imports']
 
+/** `POST /imports`: a CSV file, stored before the answer and processed in the background. */
+function uploadRoute(app: RouteApp) {
   app.post(
     '/imports',
     {
@@ -128,18 +129,18 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
         .send({ id: out.imp.id, status: out.imp.status, rows_total: out.imp.rows_total })
     },
   )
+}
 
+/** `GET /imports` and `GET /imports/{id}`. */
+function readRoutes(app: RouteApp) {
   app.get(
     '/imports',
-    {
-      config: { scope: 'consent:read' },
-      schema: {
-        tags,
-        summary: 'List imports, newest first',
-        querystring: ImportListQuery,
-        response: { 200: ImportListResponse, ...errorResponses() },
-      },
-    },
+    scoped('consent:read', {
+      tags,
+      summary: 'List imports, newest first',
+      querystring: ImportListQuery,
+      response: { 200: ImportListResponse, ...errorResponses() },
+    }),
     async (request) => {
       const page = await app.importRecords.list(request.principal.workspaceId, {
         limit: request.query.limit ?? 50,
@@ -153,39 +154,36 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/imports/:id',
-    {
-      config: { scope: 'consent:read' },
-      schema: {
-        tags,
-        summary: 'An import: status, counts and timings',
-        params: ImportIdParams,
-        response: { 200: ImportSchema, ...errorResponses(404) },
-      },
-    },
+    scoped('consent:read', {
+      tags,
+      summary: 'An import: status, counts and timings',
+      params: ImportIdParams,
+      response: { 200: ImportSchema, ...errorResponses(404) },
+    }),
     async (request) => {
       const imp = await app.importRecords.get(request.principal.workspaceId, request.params.id)
       if (!imp) throw notFound('import')
       return toImportDto(imp)
     },
   )
+}
 
+/** `GET /imports/{id}/errors`: the refused rows as CSV, streamed a window of rows at a time. */
+function errorsRoute(app: RouteApp) {
   app.get(
     '/imports/:id/errors',
-    {
-      config: { scope: 'consent:read' },
-      schema: {
-        tags,
-        summary: 'The refused rows of an import, as CSV (row,column,code,message)',
-        description:
-          'Streamed in row order. `column` names the CSV column at fault, empty when the row as a whole is refused (e.g. `duplicate`, ' +
-          '`evidence_required`). While the import runs, this lists the rows refused so far.',
-        params: ImportIdParams,
-        response: {
-          200: { description: 'CSV', content: { 'text/csv': { schema: ImportErrorsCsv } } },
-          ...errorResponses(404),
-        },
+    scoped('consent:read', {
+      tags,
+      summary: 'The refused rows of an import, as CSV (row,column,code,message)',
+      description:
+        'Streamed in row order. `column` names the CSV column at fault, empty when the row as a whole is refused (e.g. `duplicate`, ' +
+        '`evidence_required`). While the import runs, this lists the rows refused so far.',
+      params: ImportIdParams,
+      response: {
+        200: { description: 'CSV', content: { 'text/csv': { schema: ImportErrorsCsv } } },
+        ...errorResponses(404),
       },
-    },
+    }),
     async (request, reply) => {
       const workspaceId = request.principal.workspaceId
       const imp = await app.importRecords.get(workspaceId, request.params.id)
@@ -204,6 +202,13 @@ const imports: FastifyPluginAsyncTypebox = async (app) => {
         .send(Readable.from(lines()) as unknown as string) // a stream: sent as it is read, not serialized
     },
   )
+}
+
+const imports: FastifyPluginAsyncTypebox = async (app) => {
+  app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload))
+  uploadRoute(app)
+  readRoutes(app)
+  errorsRoute(app)
 }
 
 export default imports
