@@ -1,7 +1,13 @@
 /**
  * buildApp(config): the whole service as a Fastify instance that never listens (server.ts does).
- * Registration order is fixed and awaited: config → db → metrics → services → auth → error handler
- * → swagger → rate limit → routes (STYLE 2; rate-limit before routes, fastify-rate-limit#362).
+ * Registration order is fixed and awaited: config → error handling → db → metrics → services →
+ * repositories → auth → swagger → rate limit (before the routes, fastify-rate-limit#362) → routes.
+ *
+ * One way to reach a service: a decorator on the instance. Plugins build every service and
+ * repository once (plugins/services.ts, plugins/repositories.ts, and the audit, import and WhatsApp
+ * plugins) and decorate it (`app.ledger`, `app.groups`, `app.contacts`, ...); route plugins take no
+ * options and call those decorators, never `app.database`. Work that must commit with a request's
+ * Idempotency-Key answer receives the `tx` that replyIdempotent opens (docs/architecture.md).
  */
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { randomUUID } from 'node:crypto'

@@ -41,7 +41,7 @@ const CHINDINGS = pino.symbols.chindingsSym
 /**
  * Fastify's per-request child logger (bindings `{ reqId }`), made without running the bindings
  * through the redaction: with wildcard-first paths (`*.key`) pino passes every binding of every
- * child through the redactor, ~1 µs per request, a few % of the pre-send check's CPU (measured).
+ * child through the redactor on every request, a cost the pre-send check's hot path notices.
  * The request id is the service's own (a UUID, or a caller's id that matched [\w.:-]{1,128}), so
  * it is appended as JSON directly. Route log options, or a logger that is not pino, take the
  * ordinary path.

@@ -1,5 +1,5 @@
 /**
- * Subscription groups (DESIGN §1, §3.3): created, listed, renamed, archived, never deleted. Channel
+ * Subscription groups (docs/architecture.md): created, listed, renamed, archived, never deleted. Channel
  * and category become immutable once events reference the group (checked here for a clear 409, and
  * by a trigger in the database whatever the application does).
  */

@@ -1,5 +1,5 @@
 /**
- * API-key authentication (DESIGN §1): `Authorization: Bearer <key>`. Missing, unknown or revoked:
+ * API-key authentication (docs/architecture.md): `Authorization: Bearer <key>`. Missing, unknown or revoked:
  * 401. Known key without the scope: 403. Routes declare `config.scope` (or `config.root` for the
  * workspace administration that only the bootstrap key may do); routes with neither are public.
  *

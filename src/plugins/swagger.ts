@@ -1,6 +1,6 @@
 /**
  * OpenAPI 3 from the route schemas (@fastify/swagger), UI at /documentation, JSON at
- * /documentation/json. Shared schemas with `$id` become named components (STYLE P5).
+ * /documentation/json. Shared schemas with `$id` become named components (schemas/common.ts).
  * https://github.com/fastify/fastify-swagger
  */
 import fp from 'fastify-plugin'

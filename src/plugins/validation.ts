@@ -1,7 +1,7 @@
 /**
  * Request validation with two Ajv instances (https://fastify.dev/docs/latest/Reference/Validation-and-Serialization/):
  * - JSON bodies are validated strictly: no type coercion (`"1"` is not a number, `1` is not a
- *   string) and unknown fields are rejected, not silently stripped (STYLE P6);
+ *   string) and unknown fields are rejected, not silently stripped (docs/input-rules.md);
  * - querystrings, params and headers arrive as text, so they are coerced (`?limit=10`).
  * Both refuse non-finite numbers (`1e999` parses as Infinity) and check `date-time` strictly
  * (calendar, years 0001-9999: src/input/date-time.ts); docs/input-rules.md has the rules.

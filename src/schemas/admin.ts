@@ -1,4 +1,4 @@
-/** Workspaces, API keys and subscription groups (DESIGN §3.3). */
+/** Workspaces, API keys and subscription groups (docs/architecture.md). */
 import { Type } from '@fastify/type-provider-typebox'
 import { SCOPES } from '../auth/api-keys.js'
 import { DateTime, Uuid } from './common.js'

@@ -1,4 +1,4 @@
-/** Auditor API (DESIGN §3.6): events, export, point-in-time state, checkpoints, proofs, verification. */
+/** Auditor API (docs/audit.md): events, export, point-in-time state, checkpoints, proofs, verification. */
 import { Type } from '@fastify/type-provider-typebox'
 import { SOURCES } from '../ledger/types.js'
 import { DateTime, Uuid } from './common.js'

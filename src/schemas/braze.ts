@@ -1,7 +1,7 @@
 /**
- * Braze-compatible request and response shapes (DESIGN §3.1): same paths and field names as Braze's
+ * Braze-compatible request and response shapes (docs/braze.md): same paths and field names as Braze's
  * REST API, additive extensions only. Attribute objects of `/users/track` take arbitrary keys (they
- * become contact attributes); every other request shape is strict (unknown keys answer 400, STYLE P6).
+ * become contact attributes); every other request shape is strict (unknown keys answer 400, docs/input-rules.md).
  * Errors answer Braze's `{"message": ...}` (the routes set `config.errorShape = 'braze'`).
  */
 import { Type, type Static } from '@fastify/type-provider-typebox'

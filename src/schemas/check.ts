@@ -1,4 +1,4 @@
-/** Pre-send check (DESIGN §3.2). */
+/** Pre-send check (`POST|GET /consent/check`, docs/architecture.md). */
 import { Type } from '@fastify/type-provider-typebox'
 
 const Ids = (what: string) => Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 10000, description: what }))

@@ -1,4 +1,4 @@
-/** Shared TypeBox schemas: primitives and named OpenAPI components (`$id` + addSchema, STYLE P5). */
+/** Shared TypeBox schemas: primitives and named OpenAPI components (`$id` + addSchema: they become named components in the OpenAPI document). */
 import { Type, type Static, type TSchema } from '@fastify/type-provider-typebox'
 import { CheckResultSchema } from './check.js'
 

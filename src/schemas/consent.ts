@@ -1,4 +1,4 @@
-/** Native consent events (DESIGN §3.5 `POST /consent/events`). */
+/** Native consent events (`POST /consent/events`). */
 import { Type } from '@fastify/type-provider-typebox'
 import { METHODS } from '../ledger/types.js'
 

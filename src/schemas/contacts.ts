@@ -1,4 +1,4 @@
-/** Contacts administration (DESIGN §3.3): list, read, patch, and the admin consent toggle. */
+/** Contacts administration (docs/architecture.md): list, read, patch, and the admin consent toggle. */
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { DateTime, Uuid } from './common.js'
 import { EvidenceSchema, MethodSchema, StateSchema } from './consent.js'

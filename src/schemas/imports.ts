@@ -1,4 +1,4 @@
-/** Bulk imports (DESIGN §3.5): `POST /imports` (text/csv), `GET /imports`, `GET /imports/{id}`, errors CSV. */
+/** Bulk imports (docs/architecture.md): `POST /imports` (text/csv), `GET /imports`, `GET /imports/{id}`, errors CSV. */
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { DateTime, Uuid } from './common.js'
 

@@ -1,4 +1,4 @@
-/** Keyword settings (DESIGN §5, `GET|PUT /settings/keywords`). */
+/** Keyword settings (`GET|PUT /settings/keywords`, docs/webhook.md). */
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { KEYWORD_MAX_LENGTH, MAX_RULES } from '../webhook/keywords.js'
 

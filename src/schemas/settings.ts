@@ -1,4 +1,4 @@
-/** Per-workspace settings (DESIGN §3.3 `GET|PUT /settings/consent`). */
+/** Per-workspace settings (`GET|PUT /settings/consent`, `GET|PUT /settings/whatsapp`). */
 import { Type, type Static } from '@fastify/type-provider-typebox'
 
 export const ConsentSettingsSchema = Type.Object(

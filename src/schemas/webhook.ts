@@ -1,4 +1,4 @@
-/** Meta WhatsApp webhook, its inbox, and business numbers (DESIGN §3.3, §3.4). */
+/** Meta WhatsApp webhook, its inbox, and business numbers (docs/webhook.md). */
 import { Type } from '@fastify/type-provider-typebox'
 import { DateTime } from './common.js'
 

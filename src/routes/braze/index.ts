@@ -1,5 +1,5 @@
 /**
- * The Braze-compatible routes (DESIGN §3.1), answering in Braze's shapes: `{"message": "success"}`
+ * The Braze-compatible routes (docs/braze.md), answering in Braze's shapes: `{"message": "success"}`
  * with non-fatal item errors in errors[], and `{"message": ...}` errors (config.errorShape = 'braze').
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'

@@ -1,5 +1,5 @@
 /**
- * Braze-compatible `POST /users/track` (DESIGN §3.1): contact attributes and subscription-group
+ * Braze-compatible `POST /users/track` (docs/braze.md): contact attributes and subscription-group
  * changes, in ONE ledger append and ONE transaction per request; under load, requests without an
  * Idempotency-Key share the transaction and the append with others of the workspace (group
  * commit, ledger/append-coalescer.ts), each still answered with its own results after the commit.
@@ -59,7 +59,7 @@ interface ObjectPlan {
 
 function identitiesOf(o: TrackAttributes): RawIdentity[] {
   const out: RawIdentity[] = []
-  // external_id first: it names the contact when a phone/bsuid has to move (DESIGN §1).
+  // external_id first: it names the contact when a phone/bsuid has to move, as recycled numbers do (docs/architecture.md).
   if (o.external_id != null) out.push({ type: 'external_id', value: o.external_id })
   if (o.phone != null) out.push({ type: 'phone', value: o.phone })
   if (o.bsuid != null) out.push({ type: 'bsuid', value: o.bsuid })

@@ -1,4 +1,4 @@
-/** Subscription groups (DESIGN §3.3): create, list, read, update, archive. Never deleted. */
+/** Subscription groups (docs/architecture.md): create, list, read, update, archive. Never deleted. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@fastify/type-provider-typebox'
 import { CreateGroupSchema, GroupSchema, PatchGroupSchema } from '../../schemas/admin.js'
