@@ -1,6 +1,6 @@
 /**
- * One root error handler, so every error answers in one shape. Native routes answer RFC 9457 application/problem+json with a
- * stable `code` and, for validation, `errors[]` of JSON pointers; routes marked
+ * One root error handler, so every error answers in one shape. Native routes answer RFC 9457
+ * application/problem+json with a stable `code` and, for validation, `errors[]` of JSON pointers; routes marked
  * `config.errorShape = 'braze'` answer Braze's `{"message": ...}` instead, because their callers'
  * code parses that. 5xx are logged with the request id and never leak driver messages.
  */
