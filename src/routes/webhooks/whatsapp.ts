@@ -32,7 +32,6 @@ import { ProblemRef } from '../../schemas/common.js'
 import { HandshakeQuery, WebhookAckSchema } from '../../schemas/webhook.js'
 import { parseSecrets, safeEqual, verifySignature } from '../../webhook/signature.js'
 import { phoneNumberIdsOf } from '../../webhook/map-payload.js'
-import { readWorkspaceWhatsApp } from '../../settings/whatsapp-settings-repository.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** Checked when a workspace has no secret, so that its answer takes as long as a wrong signature. */
@@ -145,7 +144,7 @@ function workspaceHandshake(app: App): void {
     },
     async (request, reply) => {
       const id = request.params.workspace_id
-      const own = UUID.test(id) ? await readWorkspaceWhatsApp(app.database.sql, id.toLowerCase()) : null
+      const own = UUID.test(id) ? await app.settings.whatsapp.read(id.toLowerCase()) : null
       return answerHandshake(reply, request.query, own?.verifyToken, "the workspace's verify token")
     },
   )
@@ -186,7 +185,7 @@ function workspaceReceive(app: App): void {
     },
     async (request, reply) => {
       const id = request.params.workspace_id.toLowerCase()
-      const own = UUID.test(id) ? await readWorkspaceWhatsApp(app.database.sql, id) : { secrets: [] }
+      const own = UUID.test(id) ? await app.settings.whatsapp.read(id) : { secrets: [] }
       const raw = request.body
       const signed = Buffer.isBuffer(raw) && verifySignature(raw, request.headers['x-hub-signature-256'], own.secrets.length > 0 ? own.secrets : NO_SECRET)
       if (!signed || own.secrets.length === 0) {
