@@ -1,6 +1,7 @@
 /**
  * The offline verifier of a saved proof (`consent-ledger verify-proof <file>`). It uses only Node's
- * crypto (through canonical-json.ts, merkle.ts and signing.ts, which import nothing else): no
+ * crypto (through canonical-json.ts, merkle.ts, signing.ts and the field list of ledger/event.ts, which
+ * load nothing else): no
  * database, no configuration, no network. It checks, from the file alone:
  *   1. every event of every chain: its hash recomputed from its fields
  *      (sha256(prev_hash || canonical_json({v: 1, ...the hashed fields}))), and its prev_hash

@@ -247,13 +247,14 @@ t.test('proofs', async (t) => {
 })
 
 t.test('the offline verifier imports nothing but node: modules and pure modules', async (t) => {
-  const allowed = new Set(['src/audit/verify-proof-cli.ts', 'src/audit/verify-proof.ts', 'src/audit/merkle.ts', 'src/audit/signing.ts', 'src/ledger/canonical-json.ts'])
+  const allowed = new Set(['src/audit/verify-proof-cli.ts', 'src/audit/verify-proof.ts', 'src/audit/merkle.ts', 'src/audit/signing.ts', 'src/ledger/canonical-json.ts', 'src/ledger/event.ts'])
   const seen = new Set<string>()
   const visit = (rel: string) => {
     if (seen.has(rel)) return
     seen.add(rel)
     const text = readFileSync(join(root, rel), 'utf8')
-    for (const m of text.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)) {
+    // `import type` is erased from the JavaScript the verifier runs as, so it loads nothing.
+    for (const m of text.matchAll(/^import(?! type )[^'"]*['"]([^'"]+)['"]/gm)) {
       const spec = m[1]!
       if (spec.startsWith('node:')) continue
       if (!spec.startsWith('.')) {
